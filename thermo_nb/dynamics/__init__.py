@@ -1,0 +1,1 @@
+"""Dynamics: Langevin samplers, Fokker-Planck solvers, vectorised ensemble SGD."""

@@ -1,0 +1,1 @@
+"""Estimators: k-NN entropies and mutual information, entropy production, gradient noise."""

@@ -1,0 +1,264 @@
+"""Parameter specifications and validation for every chapter.
+
+A chapter notebook's first code cell (tagged ``parameters``) assigns each parameter with a
+type annotation and a one-line comment; its second cell calls
+
+>>> cfg = validate_parameters("seifert", globals())          # doctest: +SKIP
+
+which checks type, range and choices of every parameter *before any heavy compute*, fills
+the profile defaults (parameters left at ``None``), resolves the device, seeds every RNG,
+creates ``output_dir`` and returns a :class:`Config`.
+
+The specifications live in ``thermo_nb/chapters/<chapter>.py`` (one module per chapter,
+the single place where profile defaults are written down); the command line uses the same
+specifications to refuse unknown names and bad values before it starts a kernel.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+PROFILES = ("quick", "full")
+_MISSING = object()
+
+
+class ParameterError(ValueError):
+    """A chapter parameter has the wrong type, range or value. The message names it."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """Specification of one chapter parameter.
+
+    Parameters
+    ----------
+    name : str
+    type : type
+        One of ``int``, ``float``, ``str``, ``bool``, ``list`` (a list of numbers).
+    help : str
+        One line, shown by ``thermo-nb list`` and in error messages.
+    default : any
+        The value in the notebook's parameters cell. ``None`` means "take the profile's
+        value from ``profiles``".
+    choices : tuple, optional
+        Allowed values.
+    low, high : float, optional
+        Inclusive bounds (for lists: bounds of every element).
+    profiles : dict, optional
+        ``{"quick": value, "full": value}`` used when the value is ``None``.
+    nullable : bool
+        ``None`` is a legal final value (e.g. an optional ``data_root``).
+    """
+
+    name: str
+    type: type
+    help: str
+    default: Any = None
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    profiles: Mapping[str, Any] = field(default_factory=dict)
+    nullable: bool = False
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return f"one of {list(self.choices)}"
+        parts = [self.type.__name__ if self.type is not list else "list of numbers"]
+        if self.low is not None and self.high is not None:
+            parts.append(f"in [{self.low}, {self.high}]")
+        elif self.low is not None:
+            parts.append(f">= {self.low}")
+        elif self.high is not None:
+            parts.append(f"<= {self.high}")
+        if self.nullable:
+            parts.append("or None")
+        return " ".join(parts)
+
+    def check(self, value: Any) -> Any:
+        """Return the value converted to the parameter's type, or raise ParameterError."""
+        def fail(why: str):
+            raise ParameterError(
+                f"parameter {self.name!r}: {why}; got {value!r} ({type(value).__name__}). "
+                f"Allowed: {self.allowed()}. ({self.help})")
+
+        if value is None:
+            if self.nullable:
+                return None
+            fail("a value is required")
+        t = self.type
+        if t is bool:
+            if not isinstance(value, bool):
+                fail("must be a bool (True/False)")
+        elif t is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    fail("must be an int")
+        elif t is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                fail("must be a number")
+            value = float(value)
+            if not math.isfinite(value):
+                fail("must be finite")
+        elif t is str:
+            if not isinstance(value, str):
+                fail("must be a string")
+        elif t is list:
+            if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                fail("must be a list of numbers")
+            value = list(value)
+            if not value:
+                fail("must not be empty")
+        else:  # pragma: no cover - spec error
+            raise TypeError(f"unsupported parameter type {t!r} for {self.name}")
+        if self.choices is not None and value not in self.choices:
+            fail("not an allowed value")
+        for v in (value if t is list else [value]):
+            if self.low is not None and v < self.low:
+                fail(f"below the minimum {self.low}")
+            if self.high is not None and v > self.high:
+                fail(f"above the maximum {self.high}")
+        return value
+
+
+def common_params(chapter: str) -> list[Param]:
+    """The parameters every chapter has (DESIGN.md): profile, device, seed, output_dir."""
+    return [
+        Param("profile", str, '"quick" (2 CPU cores, minutes) or "full" (paper scale, GPU)',
+              default="quick", choices=PROFILES),
+        Param("device", str, '"auto" (CUDA when present), "cpu" or "cuda"', default="auto",
+              choices=("auto", "cpu", "cuda")),
+        Param("seed", int, "RNG seed; the same seed gives bit-identical CPU results",
+              default=0, low=0, high=2**32 - 1),
+        Param("output_dir", str, "folder for scorecard.json, figures and the result cache",
+              default=f"_output/{chapter}"),
+    ]
+
+
+@dataclass(frozen=True)
+class ChapterSpec:
+    """What the command line and the validator know about one chapter."""
+
+    name: str
+    title: str
+    summary: str
+    params: Sequence[Param]
+
+    @property
+    def notebook(self) -> str:
+        """Path of the notebook relative to the repository root."""
+        return f"book/{self.name}.ipynb"
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ParameterError(
+            f"unknown parameter {name!r} for chapter {self.name!r}; valid parameters: "
+            f"{sorted(p.name for p in self.params)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+
+class Config(dict):
+    """Validated parameters with attribute access (``cfg.n_replicas``) plus runtime objects:
+    ``cfg.torch_device`` (a ``torch.device``), ``cfg.rng`` (a numpy ``Generator`` seeded with
+    ``seed``), ``cfg.cache`` (a :class:`~thermo_nb.runtime.ResultCache` under
+    ``output_dir/cache``) and ``cfg.output_path`` (a ``Path``).
+
+    Only the validated parameters are dictionary items (so ``dict(cfg)`` is a cache key).
+    """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def check_values(chapter: str, values: Mapping[str, Any], *, strict: bool = False) -> dict:
+    """Validate ``values`` against the chapter's specification (no side effects).
+
+    Parameters
+    ----------
+    chapter : str
+        A chapter name from ``thermo-nb list``.
+    values : mapping
+        Parameter values, e.g. the notebook's ``globals()``; names not in the specification
+        are ignored unless ``strict`` (the command line uses ``strict=True``).
+    strict : bool
+        Refuse names that are not parameters of the chapter.
+
+    Returns
+    -------
+    dict
+        Every parameter of the chapter, profile defaults filled in.
+    """
+    from .chapters import get_chapter
+
+    spec = get_chapter(chapter)
+    if strict:
+        unknown = sorted(set(values) - set(spec.names))
+        if unknown:
+            raise ParameterError(
+                f"unknown parameter(s) {unknown} for chapter {chapter!r}; valid parameters: "
+                f"{sorted(spec.names)}")
+    profile = spec.param("profile").check(values.get("profile", "quick"))
+    out = {}
+    for p in spec.params:
+        value = values.get(p.name, p.default)
+        if value is None and p.profiles:
+            value = p.profiles[profile]
+        out[p.name] = p.check(value)
+    return out
+
+
+def validate_parameters(chapter: str, values: Mapping[str, Any]) -> Config:
+    """Validate a chapter's parameters and prepare its run.
+
+    Checks every parameter (type, range, choices), fills the profile defaults, resolves the
+    device (``device="cuda"`` without a GPU is an error), seeds Python, numpy and torch,
+    creates ``output_dir`` and sets the book's plotting style.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, the value and the allowed values.
+    """
+    from .runtime import DeviceError, ResultCache, resolve_device, seed_everything
+
+    cfg = Config(check_values(chapter, values))
+    try:
+        torch_device = resolve_device(cfg["device"])
+    except DeviceError as e:
+        raise ParameterError(f"parameter 'device': {e}") from None
+    out = Path(cfg["output_dir"]).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    object.__setattr__(cfg, "torch_device", torch_device)
+    object.__setattr__(cfg, "output_path", out)
+    object.__setattr__(cfg, "rng", seed_everything(cfg["seed"]))
+    object.__setattr__(cfg, "cache", ResultCache(out / "cache"))
+    object.__setattr__(cfg, "chapter", chapter)
+    try:
+        from .plotting import set_book_style
+
+        set_book_style()
+    except ImportError:  # pragma: no cover - matplotlib is a hard dependency
+        pass
+    return cfg
+
+
+def parse_cli_value(text: str) -> Any:
+    """Parse ``VALUE`` of ``-p NAME=VALUE`` the way papermill's ``-p`` does (YAML scalars)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text

@@ -1,0 +1,281 @@
+"""Runtime services shared by every chapter: device choice, seeding, progress bars and an
+on-disk result cache with atomic writes and resumable loops.
+
+Nothing here knows about physics; chapters and estimators call these helpers so that a
+re-run of a notebook with the same parameters is bit-identical on CPU and resumes where an
+interrupted run stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import random
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class DeviceError(ValueError):
+    """Raised when a requested device cannot be used on this machine."""
+
+
+def resolve_device(device: "str | None" = "auto"):
+    """Turn a device request into a ``torch.device``.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"} or "cuda:N" or torch.device or None
+        ``"auto"`` (and ``None``) picks CUDA when a GPU is visible, else the CPU.
+        ``"cuda"`` without a GPU raises :class:`DeviceError` instead of silently falling
+        back, so a "full" run never runs on the CPU by mistake.
+
+    Returns
+    -------
+    torch.device
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str):
+        raise DeviceError(
+            f"device must be one of {list(DEVICE_CHOICES)} (or 'cuda:N'), got {device!r}"
+        )
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device={device!r} was requested but no CUDA GPU is visible to torch "
+                f"(torch {torch.__version__}, torch.version.cuda={torch.version.cuda}). "
+                "Use device='auto' or 'cpu', or install a CUDA build of torch (README, "
+                "'Installing torch')."
+            )
+        return torch.device(device)
+    raise DeviceError(
+        f"device must be one of {list(DEVICE_CHOICES)} (or 'cuda:N'), got {device!r}"
+    )
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, numpy and torch (CPU and CUDA) and return a numpy ``Generator``.
+
+    With the same seed, CPU computations in this package are bit-identical across runs
+    (checked in ``tests/test_runtime.py``). On CUDA, some kernels are non-deterministic;
+    results then agree to floating-point tolerance only.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return np.random.default_rng(seed)
+
+
+def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
+             disable: bool | None = None, **kwargs):
+    """A tqdm progress bar that behaves in notebooks, terminals and CI logs.
+
+    Uses ``tqdm.auto`` (a widget in Jupyter, text elsewhere).  Disabled when
+    ``THERMO_NB_PROGRESS=0``.  Bars are refreshed at most every 2 s so executed notebooks
+    stay small.
+    """
+    from tqdm.auto import tqdm
+
+    if disable is None:
+        disable = os.environ.get("THERMO_NB_PROGRESS", "1") == "0"
+    kwargs.setdefault("mininterval", 2.0)
+    kwargs.setdefault("file", sys.stderr)
+    return tqdm(iterable, total=total, desc=desc, disable=disable, **kwargs)
+
+
+# ----------------------------------------------------------------------------- caching
+
+def _package_fingerprint() -> str:
+    """Version plus a hash of the package's source, so edited code invalidates the cache."""
+    from . import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return f"{__version__}-{h.hexdigest()[:12]}"
+
+
+def _canonical(obj: Any) -> Any:
+    """JSON-able canonical form of a parameter dict (numpy scalars, tuples, paths)."""
+    if isinstance(obj, dict):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return {"__array__": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(),
+                "shape": list(obj.shape), "dtype": str(obj.dtype)}
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def atomic_write_bytes(path: "str | os.PathLike", data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class ResultCache:
+    """On-disk cache of expensive results, keyed by parameters and code version.
+
+    Parameters
+    ----------
+    root : path
+        Folder for the cache files (a chapter uses ``output_dir / "cache"``).
+    enabled : bool
+        ``False`` computes every time (and writes nothing).
+
+    Notes
+    -----
+    The key of an entry is ``sha256(name, canonical JSON of params, package fingerprint)``,
+    where the fingerprint is the package version plus a hash of ``thermo_nb``'s source:
+    editing the package invalidates stale results.  Values are pickled (torch tensors are
+    moved to the CPU first) and written atomically, so an interrupted write never leaves a
+    corrupt entry.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cache = ResultCache(tempfile.mkdtemp())
+    >>> cache.get_or_compute("square", {"x": 3}, lambda: 9)
+    9
+    >>> cache.get_or_compute("square", {"x": 3}, lambda: 1 / 0)  # cached: not recomputed
+    9
+    """
+
+    def __init__(self, root: "str | os.PathLike", enabled: bool = True):
+        self.root = Path(root)
+        self.enabled = enabled
+        self._fingerprint = _package_fingerprint()
+
+    def key(self, name: str, params: dict) -> str:
+        payload = json.dumps({"name": name, "params": _canonical(params),
+                              "code": self._fingerprint}, sort_keys=True)
+        return f"{name}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+    def path(self, name: str, params: dict, suffix: str = ".pkl") -> Path:
+        return self.root / (self.key(name, params) + suffix)
+
+    def load(self, name: str, params: dict, default: Any = None) -> Any:
+        p = self.path(name, params)
+        if not (self.enabled and p.exists()):
+            return default
+        with open(p, "rb") as f:
+            return pickle.load(f)
+
+    def save(self, name: str, params: dict, value: Any) -> None:
+        if self.enabled:
+            atomic_write_bytes(self.path(name, params), pickle.dumps(_to_cpu(value)))
+
+    def get_or_compute(self, name: str, params: dict, fn: Callable[[], Any]) -> Any:
+        """Return the cached value for ``(name, params)``, computing and storing it if absent."""
+        sentinel = object()
+        value = self.load(name, params, sentinel)
+        if value is sentinel:
+            value = fn()
+            self.save(name, params, value)
+        return value
+
+
+def _to_cpu(value: Any) -> Any:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def run_resumable(cache: ResultCache, name: str, params: dict, init: Callable[[], dict],
+                  step: Callable[[dict, int], dict], n_steps: int, *,
+                  checkpoint_every: int = 100, desc: str | None = None,
+                  on_resume: Callable[[int], None] | None = None) -> dict:
+    """Run ``state = step(state, i)`` for ``i in range(n_steps)`` with on-disk checkpoints.
+
+    The state is a dict (tensors, arrays, numbers, and RNG states the step function keeps
+    itself, e.g. a ``torch.Generator`` state under ``"rng"``).  Every ``checkpoint_every``
+    steps the state and the step counter are written atomically to the cache; a re-run with
+    the same ``(name, params)`` continues from the last checkpoint and, because the RNG
+    state travels in the checkpoint, gives the same final state bit for bit as an
+    uninterrupted run.  When all steps are done, the final state is stored as the result and
+    returned directly on later calls.
+
+    Parameters
+    ----------
+    cache : ResultCache
+    name, params : key of the run (see :meth:`ResultCache.key`)
+    init : callable returning the initial state dict
+    step : callable ``(state, i) -> state``
+    n_steps : int, total number of steps
+    checkpoint_every : int, steps between checkpoints
+    desc : str, label of the progress bar (defaults to ``name``)
+    on_resume : callable receiving the step a resumed run starts from (for logging/tests)
+    """
+    done = cache.load(name + "-final", params)
+    if done is not None:
+        return done
+    ckpt_params = dict(params, __checkpoint__=True)
+    ckpt = cache.load(name, ckpt_params)
+    if ckpt is not None:
+        start, state = ckpt["step"], ckpt["state"]
+        if on_resume is not None:
+            on_resume(start)
+    else:
+        start, state = 0, init()
+    bar = progress(total=n_steps, initial=start, desc=desc or name)
+    for i in range(start, n_steps):
+        state = step(state, i)
+        bar.update(1)
+        if (i + 1) % checkpoint_every == 0 and i + 1 < n_steps:
+            cache.save(name, ckpt_params, {"step": i + 1, "state": state})
+    bar.close()
+    cache.save(name + "-final", params, state)
+    ckpt_path = cache.path(name, ckpt_params)
+    if ckpt_path.exists():
+        ckpt_path.unlink()
+    return state

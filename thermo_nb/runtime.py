@@ -93,11 +93,17 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
              disable: bool | None = None, **kwargs):
     """A tqdm progress bar that behaves in notebooks, terminals and CI logs.
 
-    Uses ``tqdm.auto`` (a widget in Jupyter, text elsewhere).  Disabled when
-    ``THERMO_NB_PROGRESS=0``.  Bars are refreshed at most every 2 s so executed notebooks
-    stay small.
+    Uses ``tqdm.auto`` (a widget in Jupyter) when ``ipywidgets`` is installed and plain
+    text bars otherwise.  Disabled when ``THERMO_NB_PROGRESS=0`` (``thermo-nb build`` sets
+    it, so the rendered book carries no progress-bar residue).  Bars are refreshed at most
+    every 2 s so executed notebooks stay small.
     """
-    from tqdm.auto import tqdm
+    try:
+        import ipywidgets  # noqa: F401
+
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
 
     if disable is None:
         disable = os.environ.get("THERMO_NB_PROGRESS", "1") == "0"

@@ -1,0 +1,136 @@
+"""Runtime services: device choice, seeding, the result cache and resumable loops."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from thermo_nb.runtime import (DeviceError, ResultCache, resolve_device, run_resumable,
+                               seed_everything)
+
+
+def test_auto_device_is_cuda_exactly_when_a_gpu_is_visible():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: cuda is valid here")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(DeviceError, match=r"device='cuda' was requested but no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def test_unknown_device_names_the_allowed_values():
+    with pytest.raises(DeviceError, match=r"one of \['auto', 'cpu', 'cuda'\]"):
+        resolve_device("tpu")
+
+
+def _noisy_computation():
+    x = torch.randn(200, 50)
+    w = torch.randn(50, 10, requires_grad=True)
+    loss = torch.tanh(x @ w).pow(2).mean() + float(np.random.standard_normal())
+    loss.backward()
+    return torch.cat([w.grad.flatten(), loss.detach().reshape(1)])
+
+
+def test_same_seed_gives_bit_identical_cpu_results():
+    seed_everything(123)
+    a = _noisy_computation()
+    seed_everything(123)
+    b = _noisy_computation()
+    seed_everything(124)
+    c = _noisy_computation()
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "7", True])
+def test_seed_must_be_a_non_negative_int(bad):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        seed_everything(bad)
+
+
+def test_cache_returns_stored_value_and_keys_on_parameters(tmp_path):
+    cache = ResultCache(tmp_path)
+    calls = []
+
+    def compute(v):
+        calls.append(v)
+        return {"x": torch.arange(3) * v, "v": v}
+
+    r1 = cache.get_or_compute("f", {"v": 2}, lambda: compute(2))
+    r2 = cache.get_or_compute("f", {"v": 2}, lambda: compute(2))
+    r3 = cache.get_or_compute("f", {"v": 3}, lambda: compute(3))
+    assert calls == [2, 3]
+    assert torch.equal(r1["x"], r2["x"]) and r3["v"] == 3
+    assert not list(tmp_path.glob("*.tmp")), "atomic writes leave no temporary files"
+
+
+def test_cache_key_changes_with_package_fingerprint(tmp_path):
+    cache = ResultCache(tmp_path)
+    k1 = cache.key("f", {"v": 1})
+    cache._fingerprint = "0.0.0-otherhash"
+    assert cache.key("f", {"v": 1}) != k1
+
+
+RESUMABLE_SCRIPT = textwrap.dedent("""
+    import sys, time, torch
+    from thermo_nb.runtime import ResultCache, run_resumable
+    cache = ResultCache(sys.argv[1])
+    delay = float(sys.argv[2])
+
+    def init():
+        g = torch.Generator().manual_seed(7)
+        return {"x": torch.zeros(4, dtype=torch.float64), "rng": g.get_state()}
+
+    def step(state, i):
+        g = torch.Generator(); g.set_state(state["rng"])
+        x = state["x"] + torch.randn(4, generator=g, dtype=torch.float64) * (1 + i % 3)
+        time.sleep(delay)
+        return {"x": x, "rng": g.get_state()}
+
+    out = run_resumable(cache, "walk", {"n": 60}, init, step, 60, checkpoint_every=10,
+                        on_resume=lambda s: print("RESUMED FROM", s, flush=True))
+    torch.save(out["x"], sys.argv[3])
+""")
+
+
+def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted_run(tmp_path):
+    script = tmp_path / "walk.py"
+    script.write_text(RESUMABLE_SCRIPT)
+    env = dict(os.environ, THERMO_NB_PROGRESS="0")
+    # reference: uninterrupted, fresh cache
+    subprocess.run([sys.executable, str(script), str(tmp_path / "c_ref"), "0",
+                    str(tmp_path / "ref.pt")], check=True, env=env)
+    # interrupted: kill -9 once a checkpoint exists, half-way through
+    cache_dir = tmp_path / "c_kill"
+    proc = subprocess.Popen([sys.executable, str(script), str(cache_dir), "0.05",
+                             str(tmp_path / "killed.pt")], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(cache_dir.glob("walk-*.pkl")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed.pt").exists(), "the run was killed before finishing"
+    assert list(cache_dir.glob("walk-*.pkl")), "a checkpoint was written before the kill"
+    res = subprocess.run([sys.executable, str(script), str(cache_dir), "0",
+                          str(tmp_path / "resumed.pt")], check=True, env=env,
+                         capture_output=True, text=True)
+    resumed_from = int(res.stdout.split("RESUMED FROM")[1].split()[0])
+    assert 10 <= resumed_from < 60
+    assert torch.equal(torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "resumed.pt"))
+    # a third run finds the final result and computes nothing
+    res = subprocess.run([sys.executable, str(script), str(cache_dir), "0",
+                          str(tmp_path / "again.pt")], check=True, env=env,
+                         capture_output=True, text=True)
+    assert "RESUMED" not in res.stdout
+    assert torch.equal(torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "again.pt"))

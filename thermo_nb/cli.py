@@ -1,0 +1,346 @@
+"""The ``thermo-nb`` command line: list, run and build the book's chapters.
+
+``thermo-nb list``                      chapters and their parameters
+``thermo-nb run CHAPTER... --profile P -p NAME=VALUE``  execute chapters with papermill
+``thermo-nb build --profile P``          execute every chapter, then build the HTML book
+
+Parameters are checked against the chapter specifications (``thermo_nb/chapters``) before
+any kernel starts: unknown chapters, profiles or parameter names, wrong types and values out
+of range are refused with the list of valid ones.  A failing chapter makes the command exit
+non-zero, prints the failing cell's error and keeps the executed notebook for inspection.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .params import PROFILES, ParameterError, check_values, parse_cli_value
+
+KERNEL_START_ERRORS = ("Kernel didn't respond", "ZMQError", "Address already in use",
+                       "Kernel died before replying", "DeadKernelError")
+
+
+def repo_root() -> Path:
+    """The repository root: the folder holding ``_toc.yml`` (cwd or a parent of the package)."""
+    for start in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        for p in (start, *start.parents):
+            if (p / "_toc.yml").exists() and (p / "book").is_dir():
+                return p
+    raise SystemExit("thermo-nb: cannot find the book (a folder with _toc.yml and book/); "
+                     "run it from the thermo-sgd repository")
+
+
+# ----------------------------------------------------------------------------- list
+
+def cmd_list(args) -> int:
+    from .chapters import all_chapters
+
+    for spec in all_chapters():
+        print(f"{spec.name}  ({spec.notebook})")
+        print(f"  {spec.title}")
+        print(f"  {spec.summary}")
+        if args.brief:
+            continue
+        for p in spec.params:
+            if p.profiles:
+                default = ", ".join(f"{k}={v!r}" for k, v in p.profiles.items())
+            else:
+                default = repr(p.default)
+            print(f"    {p.name:<18} {p.type.__name__:<6} {default:<32} {p.help}")
+        print()
+    return 0
+
+
+# ----------------------------------------------------------------------------- run
+
+@dataclass
+class Job:
+    chapter: str
+    source: Path          # notebook in book/
+    output: Path          # executed notebook
+    params: dict          # papermill parameters (validated)
+    cwd: Path
+    log: Path
+
+
+class ChapterFailed(RuntimeError):
+    pass
+
+
+def parse_params(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ParameterError(f"-p expects NAME=VALUE, got {pair!r}")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = parse_cli_value(value)
+    return out
+
+
+def build_jobs(chapters: list[str], profile: str, overrides: dict, out_dir: Path,
+               root: Path) -> list[Job]:
+    """Validate everything first (no kernel is started if anything is wrong)."""
+    from .chapters import get_chapter
+
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}")
+    jobs = []
+    for name in chapters:
+        spec = get_chapter(name)
+        params = dict(overrides, profile=profile)
+        params.setdefault("output_dir", str((out_dir / name).resolve()))
+        check_values(name, params, strict=True)  # raises ParameterError with a clear message
+        jobs.append(Job(name, root / spec.notebook, out_dir / f"{name}.ipynb", params,
+                        cwd=root / "book", log=out_dir / f"{name}.log"))
+    return jobs
+
+
+def _failing_cell_report(nb_path: Path) -> str:
+    """The error of the first failing cell of an executed notebook, as text."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception as e:  # pragma: no cover - unreadable output notebook
+        return f"(could not read {nb_path}: {e})"
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                import re
+
+                tb = "\n".join(out.get("traceback", []))
+                tb = re.sub(r"\x1b\[[0-9;]*m", "", tb)  # strip ANSI colours
+                src = cell.source if len(cell.source) < 1500 else cell.source[:1500] + "\n..."
+                return (f"cell {i} failed:\n{src}\n\n{out.get('ename')}: {out.get('evalue')}\n"
+                        f"--- traceback ---\n{tb[-4000:]}")
+    return "(no error output found in the executed notebook)"
+
+
+def execute_job(job: Job, kernel: str, timeout: int | None, progress_bars: bool,
+                retries: int = 1) -> float:
+    """Run one chapter through papermill in a subprocess; returns seconds. Retries once on
+    kernel start-up failures (port races when chapters run in parallel)."""
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "papermill", str(job.source), str(job.output),
+           "-k", kernel, "--cwd", str(job.cwd), "-y", json.dumps(job.params),
+           "--no-progress-bar", "--log-output"]
+    if timeout:
+        cmd += ["--execution-timeout", str(timeout)]
+    env = dict(os.environ)
+    if not progress_bars:
+        env["THERMO_NB_PROGRESS"] = "0"
+    env.setdefault("PYTHONHASHSEED", "0")
+    t0 = time.perf_counter()
+    for attempt in range(retries + 1):
+        with open(job.log, "w") as log:
+            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if rc == 0:
+            return time.perf_counter() - t0
+        text = job.log.read_text(errors="replace")
+        if attempt < retries and any(s in text for s in KERNEL_START_ERRORS) \
+                and "PapermillExecutionError" not in text:
+            print(f"[{job.chapter}] kernel start failed; retrying once", flush=True)
+            continue
+        break
+    if job.output.exists():
+        report = _failing_cell_report(job.output)
+    else:
+        report = job.log.read_text(errors="replace")[-4000:]
+    raise ChapterFailed(
+        f"chapter {job.chapter!r} failed (papermill exit {rc}).\n{report}\n"
+        f"Executed notebook kept at {job.output}; papermill log at {job.log}")
+
+
+def run_jobs(jobs: list[Job], n_jobs: int, kernel: str, timeout: int | None,
+             progress_bars: bool, skip=None) -> list[str]:
+    """Execute jobs (``n_jobs`` at a time); print a line per chapter; return failures."""
+    failures = []
+
+    def one(job: Job):
+        if skip is not None and skip(job):
+            print(f"[{job.chapter}] up to date: {job.output}", flush=True)
+            return
+        print(f"[{job.chapter}] running {job.source.name} (profile={job.params['profile']}) "
+              f"-> {job.output}", flush=True)
+        try:
+            secs = execute_job(job, kernel, timeout, progress_bars)
+        except ChapterFailed as e:
+            failures.append(job.chapter)
+            print(f"[{job.chapter}] FAILED\n{e}", file=sys.stderr, flush=True)
+            return
+        print(f"[{job.chapter}] done in {secs:.0f} s", flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
+        list(pool.map(one, jobs))
+    return failures
+
+
+def cmd_run(args) -> int:
+    root = repo_root()
+    out_dir = Path(args.out).resolve()
+    jobs = build_jobs(args.chapters, args.profile, parse_params(args.param), out_dir, root)
+    failures = run_jobs(jobs, args.jobs, args.kernel, args.timeout, progress_bars=True)
+    for job in jobs:
+        if job.chapter not in failures:
+            sc = Path(job.params["output_dir"]) / "scorecard.json"
+            print(f"[{job.chapter}] notebook: {job.output}  scorecard: {sc}")
+    return 1 if failures else 0
+
+
+# ----------------------------------------------------------------------------- build
+
+def _fingerprint_job(job: Job) -> str:
+    from .runtime import _package_fingerprint
+
+    h = hashlib.sha256(job.source.read_bytes())
+    h.update(json.dumps(job.params, sort_keys=True).encode())
+    h.update(_package_fingerprint().encode())
+    return h.hexdigest()
+
+
+def _mathjax_dir() -> Path | None:
+    """MathJax 3 (es5 bundle) shipped by the ``django-static-mathjax`` wheel, if installed."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("mathjax")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        d = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
+        return d if (d / "tex-mml-chtml.js").exists() else None
+    except Exception:  # pragma: no cover
+        return None
+
+
+def stage_book(root: Path, stage: Path) -> None:
+    """Copy the book sources (config, toc, markdown, static files) into the stage folder."""
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, stage / name)
+    shutil.copytree(root / "book", stage / "book",
+                    ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "_output"))
+    static = stage / "_static"
+    static.mkdir(exist_ok=True)
+    mj = _mathjax_dir()
+    if mj is None:
+        raise SystemExit("thermo-nb build: the local MathJax copy is missing; install the "
+                         "book extra: pip install -e '.[book]' (package django-static-mathjax)")
+    shutil.copytree(mj, static / "mathjax")
+
+
+def cmd_build(args) -> int:
+    from .chapters import CHAPTER_MODULES, get_chapter
+    from .report import scorecard_page
+
+    root = repo_root()
+    build = root / "_build"
+    stage = build / "stage"
+    executed = build / "executed"
+    outputs = build / "outputs"
+    chapters = list(CHAPTER_MODULES)
+    overrides = parse_params(args.param)
+    jobs = build_jobs(chapters, args.profile, overrides, executed, root)
+    for job in jobs:
+        job.params["output_dir"] = str((outputs / job.chapter).resolve())
+
+    def up_to_date(job: Job) -> bool:
+        key = job.output.with_suffix(".key")
+        sc = Path(job.params["output_dir"]) / "scorecard.json"
+        return (not args.force and key.exists() and job.output.exists() and sc.exists()
+                and key.read_text() == _fingerprint_job(job))
+
+    t0 = time.perf_counter()
+    failures = run_jobs(jobs, args.jobs, args.kernel, args.timeout, progress_bars=False,
+                        skip=up_to_date)
+    if failures:
+        print(f"thermo-nb build: {len(failures)} chapter(s) failed: {failures}; "
+              "the HTML book was not built", file=sys.stderr)
+        return 1
+    for job in jobs:
+        job.output.with_suffix(".key").write_text(_fingerprint_job(job))
+
+    stage_book(root, stage)
+    for job in jobs:
+        shutil.copy2(job.output, stage / "book" / job.output.name)
+    page = scorecard_page(
+        (get_chapter(c).name, get_chapter(c).title, outputs / c / "scorecard.json")
+        for c in CHAPTER_MODULES)
+    (stage / "book" / "scorecard.md").write_text(page)
+
+    cmd = ["jupyter-book", "build", str(stage), "--path-output", str(root), "-W", "-n",
+           "--keep-going"]
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or \
+        shutil.which("jupyter-book")
+    if jb is None:
+        raise SystemExit("thermo-nb build: jupyter-book is not installed; "
+                         "pip install -e '.[book]'")
+    cmd[0] = jb
+    print("building HTML:", " ".join(cmd), flush=True)
+    rc = subprocess.call(cmd, cwd=root)
+    if rc != 0:
+        print("thermo-nb build: jupyter-book build failed (warnings are errors)",
+              file=sys.stderr)
+        return rc
+    print(f"book built in {time.perf_counter() - t0:.0f} s: {root / '_build/html/index.html'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="thermo-nb", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list chapters and their parameters")
+    p.add_argument("--brief", action="store_true", help="chapters only, no parameters")
+    p.set_defaults(func=cmd_list)
+
+    def common(p):
+        p.add_argument("--profile", default="quick",
+                       help=f"one of {list(PROFILES)} (default: quick)")
+        p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", default=[],
+                       help="override a chapter parameter (YAML value), repeatable")
+        p.add_argument("--jobs", type=int, default=1, help="chapters executed in parallel")
+        p.add_argument("--kernel", default="python3", help="Jupyter kernel (default python3)")
+        p.add_argument("--timeout", type=int, default=None,
+                       help="per-cell timeout in seconds (default: none)")
+
+    p = sub.add_parser("run", help="execute chapters with papermill")
+    p.add_argument("chapters", nargs="+", metavar="CHAPTER")
+    p.add_argument("--out", default="_output",
+                   help="folder for executed notebooks and chapter outputs (default _output)")
+    common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("build", help="execute every chapter and build the HTML book")
+    p.add_argument("--force", action="store_true",
+                   help="re-execute chapters even when notebook, parameters and package "
+                        "are unchanged")
+    common(p)
+    p.set_defaults(func=cmd_build)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ParameterError as e:
+        print(f"thermo-nb: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -73,3 +73,20 @@ def test_failing_chapter_exits_nonzero_prints_the_cell_error_and_keeps_the_noteb
         in res.stderr
     assert "validate_parameters(" in res.stderr  # the failing cell's source is shown
     assert (tmp_path / "seifert.ipynb").exists(), "the executed notebook is kept"
+
+
+def test_strip_removes_outputs_and_execution_counts(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("1 + 1", execution_count=3,
+                                     outputs=[nbformat.v4.new_output("execute_result",
+                                                                     {"text/plain": "2"})])
+    nb.cells = [cell]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    res = thermo_nb("strip", str(path))
+    assert res.returncode == 0 and "stripped" in res.stdout
+    clean = nbformat.read(path, as_version=4).cells[0]
+    assert clean.outputs == [] and clean.execution_count is None
+    assert "clean" in thermo_nb("strip", str(path)).stdout

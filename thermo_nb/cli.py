@@ -3,6 +3,7 @@
 ``thermo-nb list``                      chapters and their parameters
 ``thermo-nb run CHAPTER... --profile P -p NAME=VALUE``  execute chapters with papermill
 ``thermo-nb build --profile P``          execute every chapter, then build the HTML book
+``thermo-nb strip [NOTEBOOK...]``        remove outputs before committing (book/*.ipynb)
 
 Parameters are checked against the chapter specifications (``thermo_nb/chapters``) before
 any kernel starts: unknown chapters, profiles or parameter names, wrong types and values out
@@ -126,7 +127,7 @@ def _failing_cell_report(nb_path: Path) -> str:
 
 
 def execute_job(job: Job, kernel: str, timeout: int | None, progress_bars: bool,
-                retries: int = 1) -> float:
+                retries: int = 1, threads: int | None = None) -> float:
     """Run one chapter through papermill in a subprocess; returns seconds. Retries once on
     kernel start-up failures (port races when chapters run in parallel)."""
     job.output.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +140,9 @@ def execute_job(job: Job, kernel: str, timeout: int | None, progress_bars: bool,
     if not progress_bars:
         env["THERMO_NB_PROGRESS"] = "0"
     env.setdefault("PYTHONHASHSEED", "0")
+    if threads:  # chapters running side by side share the cores instead of oversubscribing
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, str(threads))
     t0 = time.perf_counter()
     for attempt in range(retries + 1):
         with open(job.log, "w") as log:
@@ -164,6 +168,8 @@ def run_jobs(jobs: list[Job], n_jobs: int, kernel: str, timeout: int | None,
              progress_bars: bool, skip=None) -> list[str]:
     """Execute jobs (``n_jobs`` at a time); print a line per chapter; return failures."""
     failures = []
+    n_workers = max(1, min(n_jobs, len(jobs)))
+    threads = max(1, (os.cpu_count() or 1) // n_workers) if n_workers > 1 else None
 
     def one(job: Job):
         if skip is not None and skip(job):
@@ -172,14 +178,14 @@ def run_jobs(jobs: list[Job], n_jobs: int, kernel: str, timeout: int | None,
         print(f"[{job.chapter}] running {job.source.name} (profile={job.params['profile']}) "
               f"-> {job.output}", flush=True)
         try:
-            secs = execute_job(job, kernel, timeout, progress_bars)
+            secs = execute_job(job, kernel, timeout, progress_bars, threads=threads)
         except ChapterFailed as e:
             failures.append(job.chapter)
             print(f"[{job.chapter}] FAILED\n{e}", file=sys.stderr, flush=True)
             return
         print(f"[{job.chapter}] done in {secs:.0f} s", flush=True)
 
-    with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
         list(pool.map(one, jobs))
     return failures
 
@@ -296,6 +302,36 @@ def cmd_build(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- strip
+
+def strip_outputs(path: Path) -> bool:
+    """Remove outputs, execution counts and papermill metadata from a notebook in place.
+    Returns True when the file changed."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("papermill", None)
+    after = nbformat.writes(nb)
+    if after != before:
+        path.write_text(after)
+    return after != before
+
+
+def cmd_strip(args) -> int:
+    root = repo_root()
+    paths = [Path(p) for p in args.notebooks] or sorted((root / "book").glob("*.ipynb"))
+    for p in paths:
+        print(f"{'stripped' if strip_outputs(p) else 'clean   '} {p}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
 def make_parser() -> argparse.ArgumentParser:
@@ -323,6 +359,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="folder for executed notebooks and chapter outputs (default _output)")
     common(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("strip", help="remove outputs from notebooks (book/*.ipynb by default)")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+    p.set_defaults(func=cmd_strip)
 
     p = sub.add_parser("build", help="execute every chapter and build the HTML book")
     p.add_argument("--force", action="store_true",

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,15 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted_run(tmp_pa
                          capture_output=True, text=True)
     assert "RESUMED" not in res.stdout
     assert torch.equal(torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "again.pt"))
+
+
+class Pair(NamedTuple):
+    a: torch.Tensor
+    b: float
+
+
+def test_cache_round_trips_named_tuples_of_tensors(tmp_path):
+    cache = ResultCache(tmp_path)
+    value = cache.get_or_compute("nt", {}, lambda: Pair(torch.ones(2), 3.0))
+    again = cache.get_or_compute("nt", {}, lambda: None)
+    assert isinstance(again, Pair) and torch.equal(again.a, value.a) and again.b == 3.0

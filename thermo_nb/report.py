@@ -113,14 +113,22 @@ class Scorecard:
         """Display the scorecard as a styled table (and write the JSON when ``output_dir``)."""
         if output_dir is not None:
             self.write(output_dir)
-        df = self.to_frame()
+        # The verdict comes right after the id so it is visible without scrolling; the
+        # profile goes into the caption (the JSON keeps the contract's key order).
+        df = self.to_frame()[["id", "verdict", "claim", "expected", "measured", "tolerance",
+                              "source"]]
         for col in ("expected", "measured", "tolerance"):
             df[col] = df[col].map(format_value)
         try:
             from IPython.display import display
 
+            counts = ", ".join(f"{n} {v}" for v, n in self.summary().items() if n)
             styled = (df.style.hide(axis="index")
-                      .set_properties(**{"text-align": "left", "white-space": "normal"})
+                      .set_caption(f"Scorecard of {self.chapter!r} (profile {self.profile!r}): "
+                                   f"{counts}")
+                      .set_properties(**{"text-align": "left", "white-space": "normal",
+                                         "font-size": "0.85em", "vertical-align": "top"})
+                      .set_properties(subset=["id", "verdict"], **{"white-space": "nowrap"})
                       .map(lambda v: f"background-color: {_VERDICT_COLOUR.get(v, 'white')}",
                            subset=["verdict"]))
             display(styled)

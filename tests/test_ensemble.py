@@ -12,14 +12,6 @@ from thermo_nb.models import flatten_params, param_spec, unflatten_params
 from thermo_nb.runtime import ResultCache
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Tiny matmuls are fastest on one thread; on a shared, oversubscribed CPU two
-    OpenMP threads can be ~100x slower (measured).  Restored after this module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -35,14 +35,6 @@ from thermo_nb.estimators.entropy_production import (
 N_SIGMA = 4.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Small tensors: one thread is as fast and avoids oversubscribing a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _stderr(x: torch.Tensor) -> float:
     return float(x.std()) / math.sqrt(x.shape[0])

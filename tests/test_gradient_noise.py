@@ -21,14 +21,6 @@ from thermo_nb import (MLP, gradient_snr, linear_regression_noise_scale, noise_s
                        noise_scale_two_batch, per_sample_gradients)
 from thermo_nb.models import flatten_params
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Tiny matmuls are fastest on one thread; on a shared, oversubscribed CPU two
-    OpenMP threads can be ~100x slower (measured).  Restored after this module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 D, NOISE_STD = 20, 1.0

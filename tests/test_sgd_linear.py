@@ -192,3 +192,40 @@ def test_recorders_return_consistent_shapes_and_distances():
     assert dist["R"].shape == (len(dist["steps"]), 6) and dist["steps"][-1] == 30
     np.testing.assert_allclose(dist["R"][-1], (tr.flat_params() - start).norm(dim=1).numpy(),
                                rtol=1e-6)
+
+
+def test_distance_run_interrupted_midway_resumes_bit_identically(tmp_path):
+    from thermo_nb.dynamics.ensemble import EnsembleTrainer
+    from thermo_nb.dynamics.sgd_entropy import record_distance_from_init
+    from thermo_nb.models import MLP
+    from thermo_nb.runtime import ResultCache
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+
+    def trainer():
+        return EnsembleTrainer(lambda: MLP(5, 4, 3, depth=1), 4, x, y, lr=0.1, batch_size=8,
+                               seed=3)
+
+    ref = record_distance_from_init(trainer(), 200, 8)
+    cache, key = ResultCache(tmp_path), {"run": "test"}
+    broken = trainer()
+    real_step, calls = broken.step, [0]
+
+    def step_then_crash():
+        calls[0] += 1
+        if calls[0] > 120:
+            raise KeyboardInterrupt("simulated kill")
+        return real_step()
+
+    broken.step = step_then_crash
+    with pytest.raises(KeyboardInterrupt):
+        record_distance_from_init(broken, 200, 8, cache=cache, params=key)
+    resumed_trainer = trainer()
+    steps = []
+    orig = resumed_trainer.step
+    resumed_trainer.step = lambda: (steps.append(1), orig())[1]
+    resumed = record_distance_from_init(resumed_trainer, 200, 8, cache=cache, params=key)
+    assert 0 < len(steps) < 200, "the re-run continued from a checkpoint"
+    np.testing.assert_array_equal(resumed["R"], ref["R"])
+    np.testing.assert_array_equal(resumed["loss"], ref["loss"])

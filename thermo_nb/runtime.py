@@ -242,7 +242,8 @@ def _to_cpu(value: Any) -> Any:
 def run_resumable(cache: ResultCache, name: str, params: dict, init: Callable[[], dict],
                   step: Callable[[dict, int], dict], n_steps: int, *,
                   checkpoint_every: int = 100, desc: str | None = None,
-                  on_resume: Callable[[int], None] | None = None) -> dict:
+                  on_resume: Callable[[int], None] | None = None,
+                  show_progress: bool = True) -> dict:
     """Run ``state = step(state, i)`` for ``i in range(n_steps)`` with on-disk checkpoints.
 
     The state is a dict (tensors, arrays, numbers, and RNG states the step function keeps
@@ -263,6 +264,8 @@ def run_resumable(cache: ResultCache, name: str, params: dict, init: Callable[[]
     checkpoint_every : int, steps between checkpoints
     desc : str, label of the progress bar (defaults to ``name``)
     on_resume : callable receiving the step a resumed run starts from (for logging/tests)
+    show_progress : bool, show a progress bar over the steps (callers with their own bar
+        pass False)
     """
     done = cache.load(name + "-final", params)
     if done is not None:
@@ -275,7 +278,8 @@ def run_resumable(cache: ResultCache, name: str, params: dict, init: Callable[[]
             on_resume(start)
     else:
         start, state = 0, init()
-    bar = progress(total=n_steps, initial=start, desc=desc or name)
+    bar = progress(total=n_steps, initial=start, desc=desc or name,
+                   disable=None if show_progress else True)
     for i in range(start, n_steps):
         state = step(state, i)
         bar.update(1)

@@ -215,7 +215,9 @@ def subspace_entropy_production(theta, grad, lr, record_every: int, basis) -> di
 
 
 def record_distance_from_init(trainer, n_steps: int, n_records: int = 40, *,
-                              desc: str = "long SGD run") -> dict:
+                              desc: str = "long SGD run", cache=None,
+                              name: str = "distance_from_init", params: "dict | None" = None,
+                              ) -> dict:
     """Train and record R_m(t) = ||theta_m(t) - theta_m(0)|| at log-spaced steps.
 
     Parameters
@@ -223,25 +225,50 @@ def record_distance_from_init(trainer, n_steps: int, n_records: int = 40, *,
     trainer : EnsembleTrainer
     n_steps : int >= 10, total SGD steps
     n_records : int >= 4, number of log-spaced record times in [1, n_steps]
+    cache : thermo_nb.runtime.ResultCache, optional
+        Makes the run resumable: the trainer state and the records so far are checkpointed
+        at every record time (atomically), and a re-run with the same ``(name, params)``
+        continues from the last one with bit-identical results on CPU.  ``params`` must
+        describe everything that defines the run (architecture, data, lr, seeds, n_steps).
 
     Returns
     -------
     dict: ``steps (K,)``, ``R (K, M)``, ``loss (K, M)`` (full training loss), ``diverged (M,)``.
     """
+    from ..runtime import ResultCache, run_resumable
+
     if n_steps < 10 or n_records < 4:
         raise ValueError(f"need n_steps >= 10 and n_records >= 4, got {n_steps}, {n_records}")
     rec = np.unique(np.round(np.geomspace(1, n_steps, n_records)).astype(int))
-    theta0 = trainer.flat_params()
-    R, losses = [], []
-    done = 0
     bar = progress(total=n_steps, desc=desc)
-    for target in rec:
-        while done < target:
+    synced = [False]  # the trainer holds the state's parameters (False after a resume)
+
+    def init():
+        return {"trainer": trainer.state_dict(), "theta0": trainer.flat_params().clone(),
+                "done": 0, "R": [], "loss": []}
+
+    def advance(state, i):
+        if not synced[0]:
+            trainer.load_state_dict(state["trainer"])
+            bar.update(state["done"] - bar.n)
+            synced[0] = True
+        while state["done"] < rec[i]:
             trainer.step()
-            done += 1
+            state["done"] += 1
             bar.update(1)
-        R.append((trainer.flat_params() - theta0).norm(dim=1).double().cpu().numpy())
-        losses.append(trainer.full_loss().double().cpu().numpy())
+        state["R"].append((trainer.flat_params() - state["theta0"].to(trainer.flat_params().device)
+                           ).norm(dim=1).double().cpu().numpy())
+        state["loss"].append(trainer.full_loss().double().cpu().numpy())
+        state["trainer"] = trainer.state_dict()
+        return state
+
+    key = dict(params or {}, n_steps=n_steps, n_records=n_records)
+    if cache is None:  # same code path, checkpoints off
+        cache = ResultCache(".", enabled=False)
+    state = run_resumable(cache, name, key, init, advance, len(rec), checkpoint_every=1,
+                          show_progress=False)
+    if not synced[0]:  # finished result loaded from the cache
+        trainer.load_state_dict(state["trainer"])
     bar.close()
-    return {"steps": rec, "R": np.stack(R), "loss": np.stack(losses),
+    return {"steps": rec, "R": np.stack(state["R"]), "loss": np.stack(state["loss"]),
             "diverged": trainer.diverged.cpu().numpy().copy()}

@@ -98,18 +98,32 @@ def test_kl_entropy_equals_ckdtree_reference(metric, d):
     np.testing.assert_allclose(knn_distances(x, 3, metric=metric).numpy(), eps, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "chebyshev"])
-def test_brute_force_path_with_ties_and_small_chunks_equals_ckdtree(metric, monkeypatch):
+@pytest.mark.parametrize("metric, symmetric", [("euclidean", False), ("euclidean", True), ("chebyshev", False)])
+def test_brute_force_path_with_ties_and_small_chunks_equals_ckdtree(metric, symmetric, monkeypatch):
     # integer lattice: massive ties of exact distances, the hardest case for the candidate
     # certification (rows fall back to the float64 brute force); tiny chunks exercise
     # the chunk loop; the tree is switched off so d=3 goes through the brute force.
     monkeypatch.setitem(knn_module.TREE_MAX_DIM, metric, 0)
+    # symmetric: the Euclidean brute force's upper-triangle tiling (normally d >= 100)
+    monkeypatch.setattr(knn_module, "SYMMETRIC_MIN_DIM", 0 if symmetric else 10**9)
     grid = np.stack(np.meshgrid(*[np.arange(7.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
     x = np.concatenate([grid, np.random.default_rng(0).uniform(0, 6, (300, 3))])
     p = 2 if metric == "euclidean" else np.inf
     for k in (1, 6, 20):
         ref = cKDTree(x).query(x, k=k + 1, p=p)[0][:, 1:]
         got = knn_distances(x, k, metric=metric, chunk_size=37, return_all=True).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("d, chunk_size", [(40, None), (40, 300), (120, None), (120, 700)])
+def test_grouped_candidate_selection_equals_ckdtree(d, chunk_size):
+    # d=40: full-row chunks, d=120: symmetric tiles; N not a multiple of the tile or the
+    # selection group, so the tails of rows and columns are exercised too
+    rng = np.random.default_rng(d)
+    x = rng.standard_normal((3001, d)) * rng.uniform(0.5, 3.0, d) + 5.0
+    for k in (1, 4):
+        ref = cKDTree(x).query(x, k=k + 1)[0][:, 1:]
+        got = knn_distances(x, k, chunk_size=chunk_size, return_all=True).numpy()
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 

@@ -187,8 +187,21 @@ def medium_entropy_stratonovich(X, t, force: Callable, temperature=1.0) -> torch
 def medium_entropy_ito(X, t, force: Callable, temperature=1.0) -> torch.Tensor:
     """Medium entropy with the pre-point (Ito) rule, sum_i F(x_i, t_i) . Delta x_i / T (biased).
 
-    Same parameters and return shape as :func:`medium_entropy_stratonovich`. This is **not**
-    the heat of stochastic thermodynamics: along diffusive paths it differs from the
+    Parameters
+    ----------
+    X, t, force, temperature
+        As in :func:`medium_entropy_stratonovich`: trajectories ``(n_steps + 1, n_traj, d)``,
+        times ``(n_steps + 1,)``, ``force(x, t)`` and the bath temperature(s).
+
+    Returns
+    -------
+    torch.Tensor, shape (n_traj,)
+        sum_i F(x_i, t_i) . (x_{i+1} - x_i) / T, in nats.
+
+    Notes
+    -----
+    This is **not** the heat of stochastic thermodynamics (Sekimoto's heat uses the
+    Stratonovich product; Seifert 2005): along diffusive paths it differs from the
     Stratonovich value by -(1/2T) sum_i F'(x_i) (Delta x_i)^2 -> -mu int div F dt, e.g.
     +mu k t for a harmonic trap of stiffness k. Kept so the book can show the bias.
 

@@ -170,27 +170,28 @@ def scorecard_page(chapters: Iterable[tuple[str, str, "str | os.PathLike | None"
     chapters : iterable of ``(doc_name, title, scorecard_json_path_or_None)``
         ``doc_name`` is the chapter's document (``"seifert"``), used for the link.
     """
-    summary = ["| chapter | claims | " + " | ".join(VERDICTS) + " |",
-               "|---|---|" + "---|" * len(VERDICTS)]
+    summary = ["| chapter | claims | verdicts |", "|---|---|---|"]
     sections = []
     for doc, title, path in chapters:
         sections += [f"## {title}", ""]
         if path is None or not Path(path).exists():
             sections += [f"*No scorecard: the chapter [{doc}]({doc}.ipynb) was not executed "
                          "in this build.*", ""]
-            summary.append(f"| [{title}]({doc}.ipynb) | not executed |" + " |" * len(VERDICTS))
+            summary.append(f"| [{title}]({doc}.ipynb) | - | not executed |")
             continue
         rows = load_scorecard(path)
         counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
         summary.append(f"| [{title}]({doc}.ipynb) | {len(rows)} | " +
-                       " | ".join(str(counts[v]) for v in VERDICTS) + " |")
+                       ", ".join(f"{n} {v}" for v, n in counts.items() if n) + " |")
+        # the verdict right after the id, so it is visible without scrolling
         sections += [f"Read the chapter: [{title}]({doc}.ipynb).", "",
-                     "| id | claim | source | expected | measured | tolerance | verdict | profile |",
+                     "| id | verdict | claim | expected | measured | tolerance | source | profile |",
                      "|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            sections.append("| " + " | ".join(_md_cell(format_value(r[k])) for k in (
-                "id", "claim", "source", "expected", "measured", "tolerance")) +
-                f" | {_verdict_badge(r['verdict'])} | {r['profile']} |")
+            cells = [_md_cell(r["id"]), _verdict_badge(r["verdict"])]
+            cells += [_md_cell(format_value(r[k])) for k in
+                      ("claim", "expected", "measured", "tolerance", "source", "profile")]
+            sections.append("| " + " | ".join(cells) + " |")
         sections.append("")
     lines = ["# Scorecard", "",
              "Every claim the book tests, with the verdict its chapter measured. This page is "

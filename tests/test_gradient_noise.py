@@ -46,6 +46,18 @@ def _chunk_standard_error(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
+def _assert_within_4_se_and_5_percent(est, chunks):
+    """Each field of ``est`` within 4 standard errors (measured from the chunk estimates) of
+    the closed form, the test sharp enough to resolve 5%, and the value within 5%."""
+    for field, truth in (("B_simple", TRUE_B_SIMPLE), ("G_norm2", TRUE_G2),
+                         ("trace_sigma", TRUE_TRACE)):
+        value = getattr(est, field)
+        se = _chunk_standard_error(np.array([getattr(c, field) for c in chunks]))
+        assert 4 * se < 0.05 * truth, f"{field}: spread too large for a 5% test (se={se})"
+        assert abs(value - truth) < 4 * se, f"{field}: {value} vs {truth} (se {se})"
+        assert abs(value - truth) < 0.05 * truth
+
+
 def test_package_closed_form_equals_formula_in_test():
     ns = linear_regression_noise_scale(_delta(), NOISE_STD)
     assert ns.G_norm2 == pytest.approx(TRUE_G2, rel=1e-12)
@@ -98,13 +110,7 @@ def test_noise_scale_simple_matches_linear_regression_closed_form():
     g = per_sample_gradients(lambda w, xi, yi: 0.5 * (w @ xi - yi) ** 2, w_star + delta, x, y)
     est = noise_scale_simple(g)
     chunks = [noise_scale_simple(c) for c in g.chunk(40)]
-    for field, truth in (("B_simple", TRUE_B_SIMPLE), ("G_norm2", TRUE_G2),
-                         ("trace_sigma", TRUE_TRACE)):
-        value = getattr(est, field)
-        se = _chunk_standard_error(np.array([getattr(c, field) for c in chunks]))
-        assert 4 * se < 0.05 * truth, f"{field}: spread too large for a 5% test (se={se})"
-        assert abs(value - truth) < 4 * se, f"{field}: {value} vs {truth} (se {se})"
-        assert abs(value - truth) < 0.05 * truth
+    _assert_within_4_se_and_5_percent(est, chunks)
 
 
 def test_noise_scale_simple_G_norm2_is_unbiased_at_tiny_batch():
@@ -141,13 +147,7 @@ def test_noise_scale_two_batch_matches_linear_regression_closed_form():
         big_sq.append((g.mean(dim=1) ** 2).sum(dim=1))
     est = noise_scale_two_batch(torch.cat(small_sq), torch.cat(big_sq), b_small, b_big)
     chunks = [noise_scale_two_batch(s, b, b_small, b_big) for s, b in zip(small_sq, big_sq)]
-    for field, truth in (("B_simple", TRUE_B_SIMPLE), ("G_norm2", TRUE_G2),
-                         ("trace_sigma", TRUE_TRACE)):
-        value = getattr(est, field)
-        se = _chunk_standard_error(np.array([getattr(c, field) for c in chunks]))
-        assert 4 * se < 0.05 * truth, f"{field}: spread too large for a 5% test (se={se})"
-        assert abs(value - truth) < 4 * se, f"{field}: {value} vs {truth} (se {se})"
-        assert abs(value - truth) < 0.05 * truth
+    _assert_within_4_se_and_5_percent(est, chunks)
 
 
 def test_two_batch_exact_expectations_give_exact_answer():

@@ -1,4 +1,5 @@
-"""Specifications of thermo_nb.scaling, thermo_nb.flops and thermo_nb.transformer."""
+"""Specifications of thermo_nb.scaling, thermo_nb.energy, thermo_nb.batch_size, thermo_nb.flops
+and thermo_nb.transformer."""
 import math
 
 import numpy as np
@@ -6,11 +7,11 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
+from thermo_nb.batch_size import batch_gradient_norms, fit_steps_vs_batch
+from thermo_nb.energy import energy_per_flop, landauer_energy_per_bit
 from thermo_nb.flops import count_training_flops, flops_per_token_per_parameter
-from thermo_nb.scaling import (CHINCHILLA_CONSTANTS, batch_gradient_norms, chinchilla_loss,
-                               compute_optimal_allocation, energy_per_flop,
-                               fit_chinchilla_huber, fit_steps_vs_batch,
-                               landauer_energy_per_bit, synthetic_chinchilla_data)
+from thermo_nb.scaling import (CHINCHILLA_CONSTANTS, chinchilla_loss, compute_optimal_allocation,
+                               fit_chinchilla_huber, synthetic_chinchilla_data)
 from thermo_nb.transformer import TinyTransformerLM
 
 
@@ -137,7 +138,7 @@ def test_transformer_forward_flops_match_weight_matrices_plus_attention():
 
 
 def test_steps_to_target_sweep_records_divergence_instead_of_crashing():
-    from thermo_nb.scaling import steps_to_target_vs_batch
+    from thermo_nb.batch_size import steps_to_target_vs_batch
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(100, 4, generator=gen)
     y = (x[:, 0] > 0).long()

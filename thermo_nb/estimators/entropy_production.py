@@ -33,6 +33,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
+from ..dynamics.langevin import _per_coordinate
 from ..runtime import progress, resolve_device
 
 __all__ = [
@@ -83,16 +84,6 @@ def _as_times(t, n_points: int) -> list[float]:
     return t.to(torch.float64).tolist()
 
 
-def _temperature_vector(temperature, d: int, like: torch.Tensor) -> torch.Tensor:
-    T = _to_tensor(temperature, "temperature").to(dtype=like.dtype, device=like.device)
-    if T.ndim > 1 or (T.ndim == 1 and T.shape[0] not in (1, d)):
-        raise ValueError(f"temperature must be a scalar or a vector of length d={d}, got shape "
-                         f"{tuple(T.shape)}")
-    if not torch.isfinite(T).all() or (T <= 0).any():
-        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
-    return T
-
-
 def _check_callable_output(out, expected_shape, name: str, like: "torch.Tensor | None" = None
                            ) -> torch.Tensor:
     if isinstance(out, np.ndarray) and like is not None:
@@ -125,7 +116,7 @@ def _medium_entropy(X, t, force, temperature, rule: str) -> torch.Tensor:
         raise ValueError("force must be a callable force(x, t) -> tensor of the shape of x")
     X = _as_trajectories(X)
     times = _as_times(t, X.shape[0])
-    T = _temperature_vector(temperature, X.shape[2], X)
+    T = _per_coordinate(temperature, "temperature", X.shape[2], X)
     total = torch.zeros(X.shape[1], dtype=X.dtype, device=X.device)
     for i in range(X.shape[0] - 1):
         if rule == "midpoint":

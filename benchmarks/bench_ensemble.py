@@ -29,10 +29,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+from thermo_nb import tune_cpu_allocator
 
-from thermo_nb import (MLP, EnsembleTrainer, load_digits_tensors, per_sample_gradients,
-                       resolve_device, train_loop_reference)
+# before torch is imported (huge pages are read once); both sides of every comparison run
+# in this process, so both get it.  --default-allocator runs without it.
+ALLOCATOR = (tune_cpu_allocator() if "--default-allocator" not in sys.argv
+             else {"huge_pages": False, "keep_freed_memory": False})
+
+import torch  # noqa: E402
+
+from thermo_nb import (MLP, EnsembleTrainer, load_digits_tensors,  # noqa: E402
+                       per_sample_gradients, resolve_device, train_loop_reference)
 
 
 def _sync(device):
@@ -51,10 +58,11 @@ def _median_time(fn, repeats, device):
     return statistics.median(times)
 
 
-def bench_ensemble(args, data, device, width, depth):
+def bench_ensemble(args, data, device, width, depth, backend):
     make = lambda: MLP(64, width, 10, depth=depth)  # noqa: E731
     kw = dict(lr=0.05, batch_size=args.batch, seed=0)
-    trainer = EnsembleTrainer(make, args.replicas, data.x_train, data.y_train, **kw)
+    trainer = EnsembleTrainer(make, args.replicas, data.x_train, data.y_train,
+                              backend=backend, **kw)
     for _ in range(3):                                   # warm-up
         trainer.step()
 
@@ -77,7 +85,7 @@ def bench_ensemble(args, data, device, width, depth):
     t_loop -= t_build
     # agreement after the same number of steps (sanity: they compute the same thing)
     n_check = 5
-    a = EnsembleTrainer(make, args.replicas, data.x_train, data.y_train, **kw)
+    a = EnsembleTrainer(make, args.replicas, data.x_train, data.y_train, backend=backend, **kw)
     for _ in range(n_check):
         a.step()
     ref = train_loop_reference(make, args.replicas, data.x_train, data.y_train,
@@ -124,6 +132,9 @@ def main(argv=None):
     p.add_argument("--psg-batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--default-allocator", action="store_true",
+                   help="leave glibc malloc and torch's CPU allocator at their defaults "
+                        "(no thermo_nb.tune_cpu_allocator)")
     p.add_argument("--output", default=str(Path(__file__).with_name("results_ensemble.md")))
     args = p.parse_args(argv)
     args.steps = args.steps or (20 if args.quick else 100)
@@ -136,11 +147,14 @@ def main(argv=None):
     rows = []
     configs = [(args.width, args.depth, True), (args.small_width, args.small_depth, False)]
     for width, depth, headline in configs:
-        t_vec, t_loop, diff, n_par = bench_ensemble(args, data, device, width, depth)
-        rows.append(("ensemble SGD step, M=%d MLPs (%d x %d hidden, %d params each), batch %d%s"
-                     % (args.replicas, depth, width, n_par, args.batch,
-                        "" if headline else " [small net: overhead-bound regime]"),
-                     t_vec * 1e3, t_loop * 1e3, t_loop / t_vec, 5.0, diff))
+        for backend in ("fused", "vmap"):
+            t_vec, t_loop, diff, n_par = bench_ensemble(args, data, device, width, depth,
+                                                        backend)
+            rows.append(("ensemble SGD step (`backend=\"%s\"`), M=%d MLPs (%d x %d hidden, "
+                         "%d params each), batch %d%s"
+                         % (backend, args.replicas, depth, width, n_par, args.batch,
+                            "" if headline else " [small net: overhead-bound regime]"),
+                         t_vec * 1e3, t_loop * 1e3, t_loop / t_vec, 5.0, diff))
     for width, depth, headline in configs:
         p_vec, p_loop, diff = bench_per_sample(args, data, device, width, depth)
         rows.append(("per-sample gradients, batch %d, MLP %d x %d hidden%s"
@@ -165,6 +179,9 @@ def main(argv=None):
               f"- device: {device} ({platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs, load average {load}); torch {torch.__version__}, "
               f"{torch.get_num_threads()} thread(s) for both sides\n"
+              f"- CPU allocator (both sides): huge pages {ALLOCATOR['huge_pages']}, freed "
+              f"memory kept in the heap {ALLOCATOR['keep_freed_memory']} "
+              f"(`thermo_nb.tune_cpu_allocator`; `--default-allocator` turns it off)\n"
               f"- steps timed: {args.steps} (vectorised), {max(2, args.steps // 4)} (loop); "
               f"median of {args.repeats} repeats; times are per SGD step (all replicas) or "
               f"per batch of per-sample gradients\n"

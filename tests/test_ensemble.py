@@ -26,12 +26,14 @@ def _mlp64():
 
 # ----------------------------------------------------------------------------- ensemble
 
+@pytest.mark.parametrize("backend", ["vmap", "fused"])
 @pytest.mark.parametrize("sampling", ["replacement", "shuffle"])
-def test_vectorised_ensemble_matches_python_loop_over_same_replicas(digits64, sampling):
+def test_vectorised_ensemble_matches_python_loop_over_same_replicas(digits64, sampling, backend):
     x, y = digits64
     kw = dict(lr=[0.05, 0.1, 0.2, 0.1], weight_decay=[0.0, 1e-3, 0.0, 1e-2], batch_size=10,
               seed=3, sampling=sampling)
-    trainer = EnsembleTrainer(_mlp64, 4, x, y, **kw)
+    trainer = EnsembleTrainer(_mlp64, 4, x, y, backend=backend, **kw)
+    assert trainer.backend == backend
     losses = torch.stack([trainer.step() for _ in range(60)])   # > 1 epoch with shuffle
     ref = train_loop_reference(_mlp64, 4, x, y, n_steps=60, **kw)
     torch.testing.assert_close(losses, ref["losses"], rtol=1e-9, atol=1e-11)
@@ -83,6 +85,49 @@ def test_divergence_at_huge_lr_is_flagged_not_raised(digits64):
     assert ref["diverged"].tolist() == [False, True, False]
     torch.testing.assert_close(trainer.flat_params()[[0, 2]], ref["flat_params"][[0, 2]],
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation, bias", [("tanh", True), ("identity", False)])
+def test_fused_backend_matches_loop_for_other_activations_and_no_bias(digits64, activation, bias):
+    x, y = digits64
+    make = lambda: MLP(64, 12, 10, depth=2, activation=activation, bias=bias).double()  # noqa
+    kw = dict(lr=[0.05, 0.2, 0.1], weight_decay=[0.0, 1e-2, 0.0], batch_size=7, seed=4)
+    trainer = EnsembleTrainer(make, 3, x, y, **kw)
+    assert trainer.backend == "fused"
+    for _ in range(40):
+        trainer.step()
+    ref = train_loop_reference(make, 3, x, y, n_steps=40, **kw)
+    torch.testing.assert_close(trainer.flat_params(), ref["flat_params"], rtol=1e-9, atol=1e-11)
+
+
+def test_fused_backend_freezes_a_diverged_replica_like_the_vmap_backend(digits64):
+    # cross-entropy, relu MLP, float32: at lr = 1e6 the weights of replica 1 blow up to
+    # inf within a few steps and its loss turns NaN; the other two must be unaffected
+    x, y = digits64
+    x32 = x.float()
+    make = lambda: MLP(64, 16, 10, depth=2)                # noqa: E731
+    kw = dict(lr=[0.05, 1e6, 0.05], batch_size=10, seed=8)
+    runs = {b: EnsembleTrainer(make, 3, x32, y, backend=b, **kw) for b in ("vmap", "fused")}
+    for trainer in runs.values():
+        for _ in range(40):
+            losses = trainer.step()
+        assert trainer.diverged.tolist() == [False, True, False]
+        assert torch.isfinite(losses[[0, 2]]).all() and not torch.isfinite(losses[1])
+        frozen = trainer.flat_params()[1]
+        trainer.step()                                      # a frozen replica stays put
+        torch.testing.assert_close(trainer.flat_params()[1], frozen, equal_nan=True,
+                                   rtol=0, atol=0)
+    torch.testing.assert_close(runs["fused"].flat_params()[[0, 2]],
+                               runs["vmap"].flat_params()[[0, 2]], rtol=1e-4, atol=1e-5)
+
+
+def test_fused_backend_refuses_architectures_it_cannot_compute(digits64):
+    x, y = digits64
+    with pytest.raises(ValueError, match="backend='fused' needs a thermo_nb.models.MLP"):
+        EnsembleTrainer(_mlp64, 2, x, y, lr=0.1, batch_size=5, backend="fused",
+                        loss_fn=torch.nn.functional.cross_entropy)
+    seq = lambda: torch.nn.Sequential(torch.nn.Linear(64, 10)).double()  # noqa: E731
+    assert EnsembleTrainer(seq, 2, x, y, lr=0.1, batch_size=5).backend == "vmap"
 
 
 def test_state_dict_round_trip_continues_bit_identically(digits64):
@@ -171,6 +216,7 @@ def test_shared_init_starts_replicas_at_one_point_then_noise_separates_them(digi
     (dict(lr=0.1, batch_size=5, sampling="bootstrap"), "sampling"),
     (dict(lr=0.1, batch_size=5, init="zeros"), "init"),
     (dict(lr=0.1, batch_size=5000, sampling="shuffle"), "batch_size"),
+    (dict(lr=0.1, batch_size=5, backend="jax"), "backend"),
 ])
 def test_bad_trainer_arguments_raise_value_error(digits64, kwargs, match):
     x, y = digits64

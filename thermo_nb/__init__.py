@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "resolve_device": ".runtime",
     "run_resumable": ".runtime",
     "seed_everything": ".runtime",
+    "tune_cpu_allocator": ".cpu_allocator",
     "ParameterError": ".params",
     "validate_parameters": ".params",
     "Scorecard": ".report",

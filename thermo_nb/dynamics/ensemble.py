@@ -19,9 +19,11 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value, stack_module_state, vmap
 
 from ..models import flatten_params, param_spec, unflatten_params
+from .ensemble_fused import FUSED_ACTIVATIONS, fused_mlp_layers, fused_mlp_sgd_step
 from ..runtime import progress, resolve_device, run_resumable
 
 SAMPLING_CHOICES = ("replacement", "shuffle")
+BACKEND_CHOICES = ("auto", "vmap", "fused")
 INIT_CHOICES = ("per_replica", "shared")
 
 
@@ -188,6 +190,14 @@ class EnsembleTrainer:
         (same start, different noise: trajectory ensembles).
     device : {"auto", "cpu", "cuda"}, torch.device or None
         ``None`` uses the device of ``x``.
+    backend : {"auto", "vmap", "fused"}
+        How a step is computed.  ``"vmap"``: ``vmap(grad_and_value(loss))`` over the
+        stacked parameters, any architecture.  ``"fused"``: hand-written batched
+        backpropagation with the update folded into the gradient matmul
+        (:mod:`thermo_nb.dynamics.ensemble_fused`); only for a :class:`thermo_nb.models.MLP`
+        with a relu/tanh/identity activation and the default cross-entropy loss.
+        ``"auto"`` (default) picks ``"fused"`` where it applies.  Both follow the same
+        trajectories to float rounding.
 
     Attributes
     ----------
@@ -197,6 +207,8 @@ class EnsembleTrainer:
         Replicas whose loss or gradient became NaN/inf; they are frozen from then on.
     step_count : int
         SGD steps taken.
+    backend : str
+        ``"vmap"`` or ``"fused"``: the one in use.
 
     Notes
     -----
@@ -220,7 +232,7 @@ class EnsembleTrainer:
                  y: torch.Tensor, *, lr, batch_size: int, weight_decay=0.0,
                  loss_fn: "Callable | None" = None, seed: int = 0,
                  seeds: "Sequence[int] | None" = None, sampling: str = "replacement",
-                 init: str = "per_replica", device=None):
+                 init: str = "per_replica", device=None, backend: str = "auto"):
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise ValueError("x and y must be torch tensors")
         if x.shape[0] < 1 or y.shape[0] != x.shape[0]:
@@ -230,6 +242,8 @@ class EnsembleTrainer:
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.n_replicas = n_replicas
         self.seeds = _replica_seeds(n_replicas, seed, seeds)
+        if backend not in BACKEND_CHOICES:
+            raise ValueError(f"backend must be one of {list(BACKEND_CHOICES)}, got {backend!r}")
         self.loss_fn = torch.nn.functional.cross_entropy if loss_fn is None else loss_fn
         models = _build_replicas(model_fn, self.seeds, init, self.device)
         params, buffers = stack_module_state(models)
@@ -246,6 +260,16 @@ class EnsembleTrainer:
                                            self.device)
         self.diverged = torch.zeros(n_replicas, dtype=torch.bool, device=self.device)
         self.step_count = 0
+        self._fused_layers = (None if backend == "vmap" else
+                              fused_mlp_layers(models[0], self.params, loss_fn, self.x,
+                                               self.y, self.buffers))
+        if backend == "fused" and self._fused_layers is None:
+            raise ValueError("backend='fused' needs a thermo_nb.models.MLP with activation in "
+                             f"{list(FUSED_ACTIVATIONS)}, loss_fn=None (cross-entropy), 2-D "
+                             "inputs of the parameters' dtype and int64 labels; use "
+                             "backend='vmap' (or 'auto') for anything else")
+        self.backend = "vmap" if self._fused_layers is None else "fused"
+        self._activation = getattr(models[0], "activation", None)
         self._base = copy.deepcopy(models[0]).to("meta")  # stateless skeleton
         self._grad_and_loss = vmap(grad_and_value(self._loss_one), in_dims=(0, 0, 0, 0))
         self._grad_full = vmap(grad(self._loss_one), in_dims=(0, 0, None, None))
@@ -275,6 +299,13 @@ class EnsembleTrainer:
             loss one step later.
         """
         idx = self.sampler.next()
+        if self.backend == "fused":
+            losses = fused_mlp_sgd_step(self.params, self._fused_layers, self._activation,
+                                        self.x[idx], self.y[idx], self.lr,
+                                        self.weight_decay if self._use_wd else None,
+                                        self.diverged)
+            self.step_count += 1
+            return losses
         grads, losses = self._grad_and_loss(self.params, self.buffers, self.x[idx], self.y[idx])
         self.diverged |= ~torch.isfinite(losses)
         # Fast path (one host sync, free on CPU): while every replica is healthy the update

@@ -65,21 +65,38 @@ def test_package_closed_form_equals_formula_in_test():
     assert ns.B_simple == pytest.approx(TRUE_B_SIMPLE, rel=1e-12)
 
 
-def test_per_sample_gradients_equal_autograd_loop():
+@pytest.mark.parametrize("backend", ["vmap", "fused"])
+@pytest.mark.parametrize("activation, bias", [("tanh", True), ("relu", True), ("identity", False)])
+def test_per_sample_gradients_equal_autograd_loop(backend, activation, bias):
     torch.manual_seed(0)
-    net = MLP(6, 8, 3, depth=2, activation="tanh").double()
+    net = MLP(6, 8, 3, depth=2, activation=activation, bias=bias).double()
     x = torch.randn(16, 6, dtype=torch.float64)
     y = torch.randint(0, 3, (16,))
     loop = torch.stack([
         torch.cat([g.reshape(-1) for g in torch.autograd.grad(
             torch.nn.functional.cross_entropy(net(x[i:i + 1]), y[i:i + 1]), list(net.parameters()))])
         for i in range(16)])
-    vec = per_sample_gradients(net, None, x, y)
+    vec = per_sample_gradients(net, None, x, y, backend=backend)
     assert vec.shape == (16, sum(p.numel() for p in net.parameters()))
     torch.testing.assert_close(vec, loop, rtol=1e-10, atol=1e-12)
     # the same from a flat parameter vector, in chunks
-    vec_flat = per_sample_gradients(net, flatten_params(net).detach(), x, y, chunk_size=5)
+    vec_flat = per_sample_gradients(net, flatten_params(net).detach(), x, y,
+                                    chunk_size=5 if backend == "vmap" else None, backend=backend)
     torch.testing.assert_close(vec_flat, loop, rtol=1e-10, atol=1e-12)
+    buf = torch.full_like(loop, float("nan"))
+    assert per_sample_gradients(net, None, x, y, backend=backend, out=buf) is buf
+    torch.testing.assert_close(buf, loop, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="out must be"):
+        per_sample_gradients(net, None, x, y, backend=backend, out=buf[:, 1:])
+
+
+def test_fused_per_sample_gradients_refuse_other_losses():
+    net = MLP(6, 8, 3, depth=1).double()
+    x, y = torch.randn(4, 6, dtype=torch.float64), torch.randint(0, 3, (4,))
+    with pytest.raises(ValueError, match="backend='fused' needs"):
+        per_sample_gradients(net, None, x, y, lambda o, t: o.pow(2).mean(), backend="fused")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        per_sample_gradients(net, None, x, y, backend="loop")
 
 
 def test_per_sample_gradients_of_plain_loss_function_match_closed_form():

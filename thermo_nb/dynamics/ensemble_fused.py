@@ -142,3 +142,62 @@ def fused_mlp_sgd_step(params: dict, layers: list, activation: str, xb: torch.Te
         if j > 0:
             dz = _activation_backward(dh, hs[j], activation)
     return losses
+
+
+@torch.no_grad()
+def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
+                                   names: list, x: torch.Tensor, y: torch.Tensor,
+                                   out: "torch.Tensor | None" = None) -> torch.Tensor:
+    """Per-example cross-entropy gradients of one MLP, written straight into a ``(B, P)``
+    matrix.
+
+    One batched forward and backward pass gives every example's ``dz_l`` and ``h_{l-1}``;
+    example i's weight gradient is the outer product ``dz_l[i] h_{l-1}[i]^T`` (the
+    per-example gradient identity of Goodfellow, arXiv:1510.01799), written by one
+    broadcast multiply into its slice of the output, so each gradient entry is written
+    once and never copied.
+
+    Parameters
+    ----------
+    params : dict name -> tensor
+        The MLP's parameters (unbatched).
+    layers : list of ``(weight_key, bias_key or None)``
+        From :func:`fused_mlp_layers`.
+    activation : {"relu", "tanh", "identity"}
+    names : list of str
+        Parameter names in flattening order (``named_parameters()`` order).
+    x : tensor ``(B, in_dim)``
+    y : int64 tensor ``(B,)``
+    out : tensor ``(B, P)``, optional
+        Written in place and returned (saves the page faults of a fresh 4 B P bytes).
+
+    Returns
+    -------
+    torch.Tensor ``(B, P)``
+        Row i is the gradient of ``cross_entropy(f(x_i), y_i)``, flattened in ``names`` order.
+    """
+    hs = [x]
+    for j, (wk, bk) in enumerate(layers):
+        z = torch.nn.functional.linear(hs[-1], params[wk], None if bk is None else params[bk])
+        if j < len(layers) - 1:
+            hs.append(_activate(z, activation))
+    dz = torch.softmax(z, dim=1)
+    dz[torch.arange(x.shape[0], device=x.device), y] -= 1.0
+    offsets, pos = {}, 0
+    for k in names:
+        offsets[k] = pos
+        pos += params[k].numel()
+    if out is None:
+        out = torch.empty((x.shape[0], pos), dtype=x.dtype, device=x.device)
+    for j in range(len(layers) - 1, -1, -1):
+        wk, bk = layers[j]
+        w = params[wk]
+        n_out, n_in = w.shape
+        o = offsets[wk]
+        torch.mul(dz.unsqueeze(2), hs[j].unsqueeze(1),
+                  out=out[:, o:o + n_out * n_in].view(-1, n_out, n_in))
+        if bk is not None:
+            out[:, offsets[bk]:offsets[bk] + n_out] = dz
+        if j > 0:
+            dz = _activation_backward(dz @ w, hs[j], activation)
+    return out

@@ -58,7 +58,8 @@ def _as_float64_tensor(a, name: str, ndim: "int | None" = None) -> torch.Tensor:
 
 def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
                          loss_fn: "Callable | None" = None, *,
-                         chunk_size: "int | None" = None) -> torch.Tensor:
+                         chunk_size: "int | None" = None, backend: str = "auto",
+                         out: "torch.Tensor | None" = None) -> torch.Tensor:
     """Gradients of the loss of each example separately, flattened: shape ``(B, P)``.
 
     Parameters
@@ -81,7 +82,19 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
         Mean-reduced loss for modules; default ``torch.nn.functional.cross_entropy``.
         Ignored for a plain per-example loss.
     chunk_size : int, optional
-        Examples per vectorised chunk (bounds memory; ``None`` = all at once).
+        Examples per vectorised chunk (bounds memory; ``None`` = all at once).  ``vmap``
+        backend only.
+    backend : {"auto", "vmap", "fused"}
+        ``"vmap"``: ``vmap(grad(loss_of_one_example))``, any model and loss.  ``"fused"``:
+        for a :class:`thermo_nb.models.MLP` (relu/tanh/identity) with the default
+        cross-entropy, one batched backward pass and the outer-product identity
+        ``grad W_l = dz_l h_{l-1}^T`` per example, written straight into the output
+        (:func:`thermo_nb.dynamics.ensemble_fused.fused_mlp_per_sample_gradients`).
+        ``"auto"`` (default): ``"fused"`` where it applies.  Both equal the loop of
+        ``autograd.grad`` to float rounding.
+    out : contiguous tensor ``(B, P)``, optional
+        Filled in place and returned (nn.Module models): reusing one buffer across calls
+        spares the page faults of a fresh ``B x P`` allocation.
 
     Returns
     -------
@@ -94,6 +107,8 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
     Computed as ``vmap(grad(loss_of_one_example))`` over the batch with ``torch.func``
     (PyTorch per-sample-gradient recipe), i.e. one vectorised backward pass instead of B.
     BatchNorm in train mode couples examples and is not supported per sample.
+    The fused path writes each of the ``B x P`` entries once; the vmap path writes each
+    layer's ``(B, *shape)`` gradient and then concatenates them.
 
     Examples
     --------
@@ -108,6 +123,8 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}")
+    if backend not in ("auto", "vmap", "fused"):
+        raise ValueError(f"backend must be one of ['auto', 'vmap', 'fused'], got {backend!r}")
 
     if not isinstance(model, nn.Module):
         if not callable(model):
@@ -135,13 +152,34 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
     else:
         raise ValueError("params must be None, a mapping name -> tensor, or a 1-D tensor")
     buffers = {k: v.detach() for k, v in model.named_buffers()}
+    if out is not None:
+        n_par = sum(int(v.numel()) for v in pdict.values())
+        if (not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0], n_par)
+                or not out.is_contiguous() or out.dtype != next(iter(pdict.values())).dtype):
+            raise ValueError(f"out must be a contiguous tensor of shape {(x.shape[0], n_par)} "
+                             "and the parameters' dtype")
+    if backend != "vmap":
+        from ..dynamics.ensemble_fused import fused_mlp_layers, fused_mlp_per_sample_gradients
+
+        layers = None if chunk_size is not None else fused_mlp_layers(
+            model, pdict, None if loss_fn is torch.nn.functional.cross_entropy else loss_fn,
+            x, y, buffers)
+        if layers is not None:
+            return fused_mlp_per_sample_gradients(pdict, layers, model.activation, names, x, y,
+                                                  out=out)
+        if backend == "fused":
+            raise ValueError("backend='fused' needs a thermo_nb.models.MLP with a relu, tanh or "
+                             "identity activation, the cross-entropy loss, 2-D inputs of the "
+                             "parameters' dtype, int64 labels and chunk_size=None; use "
+                             "backend='vmap' (or 'auto')")
 
     def loss_of_one(p, xi, yi):
         out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
         return loss_fn(out, yi.unsqueeze(0))
 
     g = vmap(grad(loss_of_one), in_dims=(None, 0, 0), chunk_size=chunk_size)(pdict, x, y)
-    return torch.cat([g[k].reshape(x.shape[0], -1) for k in names], dim=1).detach()
+    parts = [g[k].detach().reshape(x.shape[0], -1) for k in names]
+    return torch.cat(parts, dim=1) if out is None else torch.cat(parts, dim=1, out=out)
 
 
 # ----------------------------------------------------------------------------- noise scale

@@ -88,6 +88,15 @@ CUDA_CHUNK_BYTES = 2 * 2**30
 #: selection overhead of the symmetric scheme outweighs the GEMM saved at small d).
 SYMMETRIC_MIN_DIM = 128
 CPU_ROW_CHUNK = 256
+
+#: Below this dimension the float32 GEMM is bound by writing its (rows x N) output, not by
+#: arithmetic, so the CPU row block is sized to stay in cache (CPU_CACHE_BLOCK_BYTES, at
+#: least 16 rows) instead of CPU_ROW_CHUNK rows.  Measured (2-core EPYC, 32 MiB L3, k = 3,
+#: min of 3): d = 10, N = 100k: 32 rows 4.16 s vs 256 rows 8.03 s; N = 20k: 64-128 rows
+#: 0.24-0.25 s vs 0.39 s; d = 20, N = 100k: 5.96 vs 7.24 s; d = 50, N = 100k: 64 rows 15.0 s
+#: vs 256 rows 11.2 s (there the larger block wins).
+CACHE_BLOCKED_MAX_DIM = 31
+CPU_CACHE_BLOCK_BYTES = 12 * 2**20
 CPU_SYMMETRIC_TILE = 4096
 _SELECT_GROUP = 16
 
@@ -324,7 +333,10 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
         else:
             chunk_size = _default_chunk_size(n, x.device)
             if x.device.type == "cpu":
-                chunk_size = min(chunk_size, CPU_ROW_CHUNK)
+                rows = CPU_ROW_CHUNK
+                if dim <= CACHE_BLOCKED_MAX_DIM:
+                    rows = max(16, min(rows, CPU_CACHE_BLOCK_BYTES // (4 * n) // 8 * 8))
+                chunk_size = min(chunk_size, rows)
     xc = x - x.mean(dim=0)                                   # float64, centred
     # rescale to max |coordinate| = 1 so float32 neither overflows nor underflows; all
     # squared quantities below (sq64, approx, cutoff, bound) are in these scaled units
@@ -438,8 +450,9 @@ def knn_distances(x, k, metric="euclidean", device=None, chunk_size=None, return
     chunk_size : int, optional
         Rows per block of the brute force (memory ~ ``12 * N * chunk_size`` bytes), or the
         tile side of the Euclidean brute force at ``d >= SYMMETRIC_MIN_DIM`` (memory
-        ~ ``4 * chunk_size**2`` bytes).  Default: a 256 MiB budget on the CPU (at most 256
-        rows, or 4096-wide tiles, for the Euclidean brute force), 2 GiB on CUDA.
+        ~ ``4 * chunk_size**2`` bytes).  Default: a 256 MiB budget on the CPU (for the
+        Euclidean brute force: a cache-sized block of ``CPU_CACHE_BLOCK_BYTES`` below
+        ``d = 32``, at most 256 rows up to ``d = 127``, 4096-wide tiles above), 2 GiB on CUDA.
     return_all : bool
         If True, return the (N, k) matrix of distances to the 1st..k-th neighbours.
 

@@ -147,3 +147,22 @@ def test_cache_round_trips_named_tuples_of_tensors(tmp_path):
     value = cache.get_or_compute("nt", {}, lambda: Pair(torch.ones(2), 3.0))
     again = cache.get_or_compute("nt", {}, lambda: None)
     assert isinstance(again, Pair) and torch.equal(again.a, value.a) and again.b == 3.0
+
+
+# ----------------------------------------------------------------------------- allocator
+
+def test_tune_cpu_allocator_sets_huge_pages_only_before_torch_import():
+    code = ("import os, sys; os.environ.pop('THP_MEM_ALLOC_ENABLE', None)\n"
+            "from thermo_nb import tune_cpu_allocator\n"
+            "{before}\n"
+            "s = tune_cpu_allocator()\n"
+            "import torch; x = torch.ones(2**20); print(s['huge_pages'], s['keep_freed_memory'],"
+            " os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x.sum()))")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    fresh = subprocess.run([sys.executable, "-c", code.format(before="")], env=env,
+                           capture_output=True, text=True, check=True).stdout.split()
+    late = subprocess.run([sys.executable, "-c", code.format(before="import torch")], env=env,
+                          capture_output=True, text=True, check=True).stdout.split()
+    glibc = sys.platform.startswith("linux")
+    assert fresh == ["True", str(glibc), "1", "1048576.0"]
+    assert late == ["False", str(glibc), "None", "1048576.0"]

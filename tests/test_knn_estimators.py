@@ -127,6 +127,37 @@ def test_grouped_candidate_selection_equals_ckdtree(d, chunk_size):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_float64_candidate_gemm_equals_ckdtree_and_needs_no_fallback(monkeypatch, symmetric):
+    # the float64 candidate GEMM (used above FLOAT32_MAX_RELATIVE_BOUND, d > 2092) forced at
+    # d = 60 on both tilings; its error bound is ~1e-13 relative, so no row may need the
+    # exact fallback, and the result must still equal cKDTree
+    monkeypatch.setattr(knn_module, "FLOAT32_MAX_RELATIVE_BOUND", 0.0)
+    monkeypatch.setattr(knn_module, "SYMMETRIC_MIN_DIM", 0 if symmetric else 10**9)
+    monkeypatch.setattr(knn_module, "_exact_rows_float64",
+                        lambda *a: pytest.fail("exact fallback used by the float64 path"))
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1501, 60)) * rng.uniform(0.5, 3.0, 60) - 2.0
+    ref = cKDTree(x).query(x, k=5)[0][:, 1:]
+    got = knn_distances(x, 4, chunk_size=400, return_all=True).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_very_high_dimension_uses_float64_candidates_and_matches_exact_distances(monkeypatch):
+    # d = 3000 > 2092: the float32 bound, (2d + 10) u = 3.6e-4 relative, is above
+    # FLOAT32_MAX_RELATIVE_BOUND and would leave most rows uncertified; the float64 path
+    # must be taken (no fallback) and give the directly computed k-th distances
+    assert (2 * 3000 + 10) * 2.0**-24 > knn_module.FLOAT32_MAX_RELATIVE_BOUND
+    x = np.random.default_rng(3).standard_normal((300, 3000))
+    monkeypatch.setattr(knn_module, "_exact_rows_float64",
+                        lambda *a: pytest.fail("exact fallback used at d = 3000"))
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    ref = np.sqrt(np.sort(d2, axis=1)[:, :3])
+    got = knn_distances(x, 3, return_all=True).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
+
+
 def test_equidistant_points_force_the_exact_fallback_and_still_match_ckdtree(monkeypatch):
     # origin + the 2d points +-e_i (+ a few random points) in d=30: every row has long runs
     # of exactly tied distances, so the float32 candidate set cannot be certified and the

@@ -101,6 +101,13 @@ CPU_SYMMETRIC_TILE = 4096
 _SELECT_GROUP = 16
 
 _FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+_FLOAT64_UNIT_ROUNDOFF = 2.0**-53
+
+#: Largest worst-case relative error bound, (2d + 10) u, for which the candidate GEMM runs in
+#: float32 (d <= 2092); above it the candidates come from a float64 GEMM.  At N = 1000,
+#: d = 200k the float32 bound (2.4%) exceeded every row's gap between the k-th and the m-th
+#: neighbour (all rows fell back to the exact float64 path: 113 s).
+FLOAT32_MAX_RELATIVE_BOUND = 2.5e-4
 _JITTER_RELATIVE = 1e-10
 _EULER_GAMMA = 0.5772156649015329
 
@@ -340,39 +347,49 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
     xc = x - x.mean(dim=0)                                   # float64, centred
     # rescale to max |coordinate| = 1 so float32 neither overflows nor underflows; all
     # squared quantities below (sq64, approx, cutoff, bound) are in these scaled units
-    scale = float(xc.abs().max())
+    scale = max(float(xc.max()), -float(xc.min()))           # (no |xc| temporary)
     scale = scale if scale > 0.0 else 1.0
-    xc = xc / scale
-    xf = xc.to(torch.float32)
-    sq64 = (xc * xc).sum(dim=1)
-    sqf = sq64.to(torch.float32).unsqueeze(1)
-    ones = torch.ones((n, 1), dtype=torch.float32, device=x.device)
+    xc.div_(scale)
+    sq64 = torch.bmm(xc.unsqueeze(1), xc.unsqueeze(2)).view(n)  # (no N x d temporary)
+    # candidate precision: float32 unless its worst-case error bound, ~ (2d + 10) u, is too
+    # coarse to separate the k-th from the m-th neighbour in very high dimension (there
+    # nearly every row would fail the certificate and take the slow exact fallback)
+    unit = _FLOAT32_UNIT_ROUNDOFF
+    if (2 * dim + 10) * unit > FLOAT32_MAX_RELATIVE_BOUND:
+        gemm_dtype, unit = torch.float64, _FLOAT64_UNIT_ROUNDOFF
+    else:
+        gemm_dtype = torch.float32
+    xf = xc if gemm_dtype == torch.float64 else xc.to(gemm_dtype)
+    del xc                                                   # (x itself serves the re-rank)
+    sqf = sq64.to(gemm_dtype)
     if symmetric:
-        # full squared distance |a|^2 + |b|^2 - 2 a.b = [a, |a|^2, 1] . [-2 b, 1, |b|^2],
-        # valid in both directions of a block
-        rows_aug = torch.cat([xf, sqf, ones], dim=1)
-        cols_aug_t = torch.cat([-2.0 * xf, ones, sqf], dim=1).T.contiguous()
+        # block = |a|^2 + |b|^2 - 2 a.b from one GEMM (addmm) and one row add: no augmented
+        # copies of the data, which matters at d ~ 10^6
+        rows_aug = cols_aug_t = None
     else:
         # |b|^2 - 2 a.b = [a, 1] . [-2 b, |b|^2]; the row constant |a|^2 is added afterwards
+        ones = torch.ones((n, 1), dtype=gemm_dtype, device=x.device)
         rows_aug = torch.cat([xf, ones], dim=1)
-        cols_aug_t = torch.cat([-2.0 * xf, sqf], dim=1).T.contiguous()
-    del ones, sqf, xf
+        cols_aug_t = torch.cat([-2.0 * xf, sqf.unsqueeze(1)], dim=1).T.contiguous()
+        del ones
     m = min(n - 1, k + 5)
     tile = max(1, min(chunk_size, n))
-    cand_val = torch.full((n, m), float("inf"), dtype=torch.float32, device=x.device)
+    cand_val = torch.full((n, m), float("inf"), dtype=gemm_dtype, device=x.device)
     cand_idx = torch.zeros((n, m), dtype=torch.int64, device=x.device)
     starts = range(0, n, tile)
     if show_progress:
         starts = progress(starts, total=len(starts), desc="k-NN (euclidean)")
     with _tf32_disabled(x.device):
         if symmetric:
-            buffer = torch.empty(tile * tile, dtype=torch.float32, device=x.device)
+            buffer = torch.empty(tile * tile, dtype=gemm_dtype, device=x.device)
             for s in starts:
                 e = min(n, s + tile)
                 for s2 in range(s, n, tile):
                     e2 = min(n, s2 + tile)
                     block = buffer[: (e - s) * (e2 - s2)].view(e - s, e2 - s2)
-                    torch.mm(rows_aug[s:e], cols_aug_t[:, s2:e2], out=block)
+                    torch.addmm(sqf[s2:e2].unsqueeze(0), xf[s:e], xf[s2:e2].T, beta=1.0,
+                                alpha=-2.0, out=block)
+                    block.add_(sqf[s:e].unsqueeze(1))
                     if s2 == s:
                         block.diagonal().fill_(float("inf"))
                     v, j = _smallest_per_row(block, m, _SELECT_GROUP)
@@ -381,12 +398,13 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
                         v, j = _smallest_per_column(block, m, _SELECT_GROUP)
                         _merge_candidates(cand_val[s2:e2], cand_idx[s2:e2], v, j + s)
             cutoff = cand_val.max(dim=1).values.to(torch.float64)
-            # worst-case float32 error of the d+2 term dot product (inputs rounded to float32,
-            # |a|^2 and |b|^2 rounded once), relative to |a|^2 + |b|^2 + 2|a||b| <= 2|a|^2 +
-            # 2|b|^2: about (2d + 7) u (|a|^2 + |b|^2); a factor >= 2 safety margin on top
-            bound = (2 * dim + 10) * _FLOAT32_UNIT_ROUNDOFF * 2.0 * (sq64 + float(sq64.max()))
+            # worst-case rounding error of |b|^2 - 2 a.b + |a|^2 (inputs rounded to the GEMM
+            # precision, a d-term dot product, |a|^2 and |b|^2 rounded once, two additions),
+            # relative to |a|^2 + |b|^2 + 2|a||b| <= 2|a|^2 + 2|b|^2: about (2d + 7) u
+            # (|a|^2 + |b|^2); a factor >= 2 safety margin on top
+            bound = (2 * dim + 10) * unit * 2.0 * (sq64 + float(sq64.max()))
         else:
-            buffer = torch.empty(tile * n, dtype=torch.float32, device=x.device)
+            buffer = torch.empty(tile * n, dtype=gemm_dtype, device=x.device)
             for s in starts:
                 e = min(n, s + tile)
                 block = buffer[: (e - s) * n].view(e - s, n)   # reused: no page faults per chunk
@@ -400,8 +418,8 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
             cutoff = cand_val.max(dim=1).values.to(torch.float64) + sq64
             # worst-case float32 error of |b|^2 - 2 a.b (rounding of the inputs and of the d+1
             # products and sums), relative to |a|^2 + 2|b|^2
-            bound = (2 * dim + 8) * _FLOAT32_UNIT_ROUNDOFF * (sq64 + 2.0 * float(sq64.max()))
-    del buffer, rows_aug, cols_aug_t, cand_val
+            bound = (2 * dim + 8) * unit * (sq64 + 2.0 * float(sq64.max()))
+    del buffer, rows_aug, cols_aug_t, cand_val, xf
     # exact float64 squared distances of the candidates, in sub-blocks of 2 MiB on the CPU
     # (cache-sized: 8x faster than 64 MiB ones at d=500), 64 MiB on a GPU
     exact_sq = torch.empty((n, m), dtype=torch.float64, device=x.device)

@@ -12,7 +12,7 @@ are thin formulas on top of it:
 
 How the engine works
 --------------------
-*Low dimension on the CPU* (``d <= TREE_MAX_DIM[metric]``, 9 for Euclidean, 5 for max-norm):
+*Low dimension on the CPU* (``d <= TREE_MAX_DIM[metric]``, 8 for Euclidean, 5 for max-norm):
 a :class:`scipy.spatial.cKDTree` query (all cores), which measured faster than the brute
 force there.
 
@@ -26,12 +26,18 @@ force there.
 
    * ``d < SYMMETRIC_MIN_DIM`` (128): chunks of full rows, one GEMM of the augmented
      matrices :math:`[a, 1]` and :math:`[-2b, \|b\|^2]` (the row constant
-     :math:`\|a\|^2` is added afterwards);
+     :math:`\|a\|^2` is added afterwards); below ``d = 32`` the chunk is sized to stay
+     in cache (``CPU_CACHE_BLOCK_BYTES``), since there the GEMM is bound by writing its
+     output;
    * ``d >= SYMMETRIC_MIN_DIM``: square T x T tiles on and above the diagonal only (half
-     the GEMM flops), with the full expansion :math:`[a, \|a\|^2, 1] \cdot
-     [-2b, 1, \|b\|^2]` so that a tile serves its rows and, read column-wise, its
-     columns; each row keeps a running candidate set (the m smallest of the old set and
-     the tile's, which keeps "every non-candidate is >= the largest candidate" true).
+     the GEMM flops), each computed as ``addmm(|b|^2, a, b^T, alpha=-2) + |a|^2`` (no
+     augmented copies of the data) so that a tile serves its rows and, read column-wise,
+     its columns; each row keeps a running candidate set (the m smallest of the old set
+     and the tile's, which keeps "every non-candidate is >= the largest candidate" true).
+
+   Above ``d = 2092`` the worst-case float32 bound of step 4, ``(2d + 10) u``, exceeds
+   ``FLOAT32_MAX_RELATIVE_BOUND`` (2.5e-4) and would fail most rows, so the candidate GEMM
+   runs in float64 there (:math:`u = 2^{-53}`).
 
    The selection in a block is exact and cheaper than ``torch.topk`` over whole rows: the
    minimum of each group of 16 (strided) columns, the m groups of smallest minimum, then
@@ -42,15 +48,17 @@ force there.
    m-th candidate's, so its true squared distance is at least that minus a worst-case
    float32 error bound, :math:`(2d + 8)\,u\,(\|a\|^2 + 2\max_b\|b\|^2)` (row chunks) or
    :math:`(2d + 10)\,u\,(2\|a\|^2 + 2\max_b\|b\|^2)` (tiles), :math:`u = 2^{-24}` (both
-   about twice the worst-case rounding error).  When that lower bound is not below the
+   about twice the worst-case rounding error; :math:`u = 2^{-53}` for float64 candidates).
+   When that lower bound is not below the
    k-th exact candidate distance, the result is exact.  Rows that fail (rare: heavy ties
    or extreme concentration of distances) are recomputed with a full float64 brute force.
 
 The results therefore equal a float64 k-d tree query (e.g. scipy's ``cKDTree``) to rounding
 (~1e-12 relative).  Memory is bounded by the chunk: about ``4 * N * chunk_size`` bytes
 (row chunks; ``chunk_size`` at most ``CPU_ROW_CHUNK`` = 256 rows on the CPU by default) or
-``4 * T**2`` (tiles, T = ``CPU_SYMMETRIC_TILE`` = 4096 on the CPU) on top of the data and
-O(N k) candidate arrays (N = 200 000, d = 100 runs in well under 4 GB).  The max-norm
+``4 * T**2`` (tiles, T = ``CPU_SYMMETRIC_TILE`` = 4096 on the CPU; twice that in float64)
+on top of the data, one centred copy of it and O(N k) candidate arrays (N = 200 000,
+d = 100 peaks at 733 MiB; N = 1000, d = 200 000 at 2.1 GiB above its 1.5 GiB of data).  The max-norm
 (Chebyshev) metric uses ``torch.cdist(p=inf)`` in float64 (exact, no candidate step).
 
 TF32 is switched off inside the computation on CUDA so that the float32 error bound holds.
@@ -67,11 +75,11 @@ import numpy as np
 METRICS = ("euclidean", "chebyshev")
 
 #: Largest dimension for which the CPU path uses scipy's cKDTree, per metric.  Measured on a
-#: shared 2-core AMD EPYC (Gaussian data, k=3), tree vs brute force: d=10: 0.015 vs 0.013 s
-#: (N=2k), 0.75 vs 0.26 s (N=20k), 7.6 vs 7.5 s (N=100k); d=9: 0.48 vs 0.21 s (N=20k) but
-#: 4.3 vs 7.0 s (N=100k); d=8: 2.4 vs 8.9 s (N=100k).
+#: shared 2-core AMD EPYC (Gaussian data, k=3), tree vs the cache-blocked brute force:
+#: d=10: 0.75 vs 0.21 s (N=20k), 8.1 vs 4.3 s (N=100k); d=9: 0.50 vs 0.23 s (N=20k), 4.6 vs
+#: 4.2 s (N=100k); d=8: 2.4 vs 4.0 s (N=100k).
 #: The max-norm brute force has no matmul shortcut; its threshold (5) is a coarse choice.
-TREE_MAX_DIM = {"euclidean": 9, "chebyshev": 5}
+TREE_MAX_DIM = {"euclidean": 8, "chebyshev": 5}
 
 #: CPU GEMM of the candidate step: "torch" (MKL) or "numpy" (OpenBLAS).  OpenBLAS sgemm is
 #: ~20% faster on this AMD CPU, but its spinning threads slow down the torch top-k that

@@ -123,7 +123,7 @@ def test_fused_backend_freezes_a_diverged_replica_like_the_vmap_backend(digits64
 
 def test_fused_backend_refuses_architectures_it_cannot_compute(digits64):
     x, y = digits64
-    with pytest.raises(ValueError, match="backend='fused' needs a thermo_nb.models.MLP"):
+    with pytest.raises(ValueError, match="backend=.fused. needs a thermo_nb.models.MLP"):
         EnsembleTrainer(_mlp64, 2, x, y, lr=0.1, batch_size=5, backend="fused",
                         loss_fn=torch.nn.functional.cross_entropy)
     seq = lambda: torch.nn.Sequential(torch.nn.Linear(64, 10)).double()  # noqa: E731

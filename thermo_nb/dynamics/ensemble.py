@@ -21,8 +21,8 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value, stack_module_state, vmap
 
 from ..models import flatten_params, param_spec, unflatten_params
-from .ensemble_fused import FUSED_ACTIVATIONS, fused_mlp_layers, fused_mlp_sgd_step
 from ..runtime import progress, resolve_device, run_resumable
+from .ensemble_fused import FUSED_REQUIREMENTS, fused_mlp_layers, fused_mlp_sgd_step
 
 SAMPLING_CHOICES = ("replacement", "shuffle")
 BACKEND_CHOICES = ("auto", "vmap", "fused")
@@ -269,9 +269,7 @@ class EnsembleTrainer:
                               fused_mlp_layers(models[0], self.params, loss_fn, self.x,
                                                self.y, self.buffers))
         if backend == "fused" and self._fused_layers is None:
-            raise ValueError("backend='fused' needs a thermo_nb.models.MLP with activation in "
-                             f"{list(FUSED_ACTIVATIONS)}, loss_fn=None (cross-entropy), 2-D "
-                             "inputs of the parameters' dtype and int64 labels; use "
+            raise ValueError(f"backend='fused' needs {FUSED_REQUIREMENTS}; use "
                              "backend='vmap' (or 'auto') for anything else")
         self.backend = "vmap" if self._fused_layers is None else "fused"
         self._activation = getattr(models[0], "activation", None)

@@ -24,6 +24,11 @@ from torch import nn
 #: activations with a derivative written in terms of the layer output h = phi(z)
 FUSED_ACTIVATIONS = ("relu", "tanh", "identity")
 
+#: what the fused backends accept (the text of their ValueError)
+FUSED_REQUIREMENTS = ("a thermo_nb.models.MLP with activation in " + str(list(FUSED_ACTIVATIONS))
+                      + ", the cross-entropy loss (loss_fn=None), 2-D inputs of the "
+                      "parameters' dtype and int64 labels")
+
 
 def fused_mlp_layers(model: nn.Module, params: dict, loss_fn, x: torch.Tensor,
                      y: torch.Tensor, buffers: dict):

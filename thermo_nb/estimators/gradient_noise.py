@@ -159,7 +159,8 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
             raise ValueError(f"out must be a contiguous tensor of shape {(x.shape[0], n_par)} "
                              "and the parameters' dtype")
     if backend != "vmap":
-        from ..dynamics.ensemble_fused import fused_mlp_layers, fused_mlp_per_sample_gradients
+        from ..dynamics.ensemble_fused import (FUSED_REQUIREMENTS, fused_mlp_layers,
+                                               fused_mlp_per_sample_gradients)
 
         layers = None if chunk_size is not None else fused_mlp_layers(
             model, pdict, None if loss_fn is torch.nn.functional.cross_entropy else loss_fn,
@@ -168,10 +169,8 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
             return fused_mlp_per_sample_gradients(pdict, layers, model.activation, names, x, y,
                                                   out=out)
         if backend == "fused":
-            raise ValueError("backend='fused' needs a thermo_nb.models.MLP with a relu, tanh or "
-                             "identity activation, the cross-entropy loss, 2-D inputs of the "
-                             "parameters' dtype, int64 labels and chunk_size=None; use "
-                             "backend='vmap' (or 'auto')")
+            raise ValueError(f"backend='fused' needs {FUSED_REQUIREMENTS} and chunk_size=None; "
+                             "use backend='vmap' (or 'auto')")
 
     def loss_of_one(p, xi, yi):
         out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))

@@ -41,6 +41,21 @@ def _regression_sample(gen, n, delta):
     return x, eps
 
 
+def _regression_problem(seed, n):
+    """Parameters w = w* + delta, data x and targets y = x.w* + eps of the linear regression
+    above, drawn from one seeded generator; also returns delta and eps."""
+    gen = torch.Generator().manual_seed(seed)
+    w_star = torch.randn(D, generator=gen, dtype=torch.float64)
+    delta = _delta()
+    x, eps = _regression_sample(gen, n, delta)
+    return w_star + delta, x, x @ w_star + eps, delta, eps
+
+
+def _squared_error(w, xi, yi):
+    """Per-example loss l(w, x, y) = (w.x - y)^2 / 2."""
+    return 0.5 * (w @ xi - yi) ** 2
+
+
 def _chunk_standard_error(values: np.ndarray) -> float:
     """Standard error of the full-sample estimate from K equal chunks: sd(chunks)/sqrt(K)."""
     return float(np.std(values, ddof=1) / np.sqrt(len(values)))
@@ -100,16 +115,8 @@ def test_fused_per_sample_gradients_refuse_other_losses():
 
 
 def test_per_sample_gradients_of_plain_loss_function_match_closed_form():
-    gen = torch.Generator().manual_seed(1)
-    w_star = torch.randn(D, generator=gen, dtype=torch.float64)
-    delta = _delta()
-    x, eps = _regression_sample(gen, 64, delta)
-    y = x @ w_star + eps
-
-    def loss(w, xi, yi):
-        return 0.5 * (w @ xi - yi) ** 2
-
-    g = per_sample_gradients(loss, w_star + delta, x, y)
+    w, x, y, delta, eps = _regression_problem(1, 64)
+    g = per_sample_gradients(_squared_error, w, x, y)
     closed = (x @ delta - eps)[:, None] * x                # g_i = (delta.x_i - eps_i) x_i
     torch.testing.assert_close(g, closed, rtol=1e-10, atol=1e-12)
 
@@ -119,12 +126,8 @@ def test_noise_scale_simple_matches_linear_regression_closed_form():
     # = 4 * 3 / N (G^T Sigma G = |delta|^2 (|delta|^2 + s^2) + |delta|^4 = 3), i.e. a
     # relative sd of ~0.7% on |G|^2 and hence on B_simple; 4 standard errors ~2.8% < 5%.
     # The standard error is measured from K = 40 chunks rather than assumed.
-    gen = torch.Generator().manual_seed(2)
-    w_star = torch.randn(D, generator=gen, dtype=torch.float64)
-    delta = _delta()
-    x, eps = _regression_sample(gen, 250_000, delta)
-    y = x @ w_star + eps
-    g = per_sample_gradients(lambda w, xi, yi: 0.5 * (w @ xi - yi) ** 2, w_star + delta, x, y)
+    w, x, y, _, _ = _regression_problem(2, 250_000)
+    g = per_sample_gradients(_squared_error, w, x, y)
     est = noise_scale_simple(g)
     chunks = [noise_scale_simple(c) for c in g.chunk(40)]
     _assert_within_4_se_and_5_percent(est, chunks)

@@ -18,8 +18,12 @@ updated), ``dz_{l-1} = dh_{l-1} * phi'(z_{l-1})``, ``grad W_l = dz_l^T h_{l-1}``
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
+
+from ..models import param_spec
 
 #: activations with a derivative written in terms of the layer output h = phi(z)
 FUSED_ACTIVATIONS = ("relu", "tanh", "identity")
@@ -151,7 +155,7 @@ def fused_mlp_sgd_step(params: dict, layers: list, activation: str, xb: torch.Te
 
 @torch.no_grad()
 def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
-                                   names: list, x: torch.Tensor, y: torch.Tensor,
+                                   x: torch.Tensor, y: torch.Tensor,
                                    out: "torch.Tensor | None" = None) -> torch.Tensor:
     """Per-example cross-entropy gradients of one MLP, written straight into a ``(B, P)``
     matrix.
@@ -165,12 +169,10 @@ def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
     Parameters
     ----------
     params : dict name -> tensor
-        The MLP's parameters (unbatched).
+        The MLP's parameters (unbatched), in flattening (``named_parameters()``) order.
     layers : list of ``(weight_key, bias_key or None)``
         From :func:`fused_mlp_layers`.
     activation : {"relu", "tanh", "identity"}
-    names : list of str
-        Parameter names in flattening order (``named_parameters()`` order).
     x : tensor ``(B, in_dim)``
     y : int64 tensor ``(B,)``
     out : tensor ``(B, P)``, optional
@@ -179,7 +181,7 @@ def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
     Returns
     -------
     torch.Tensor ``(B, P)``
-        Row i is the gradient of ``cross_entropy(f(x_i), y_i)``, flattened in ``names`` order.
+        Row i is the gradient of ``cross_entropy(f(x_i), y_i)``, flattened in ``params`` order.
     """
     hs = [x]
     for j, (wk, bk) in enumerate(layers):
@@ -188,12 +190,10 @@ def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
             hs.append(_activate(z, activation))
     dz = torch.softmax(z, dim=1)
     dz[torch.arange(x.shape[0], device=x.device), y] -= 1.0
-    offsets, pos = {}, 0
-    for k in names:
-        offsets[k] = pos
-        pos += params[k].numel()
+    spec = param_spec(params)
+    offsets = dict(zip(spec.names, itertools.accumulate(spec.numels, initial=0)))
     if out is None:
-        out = torch.empty((x.shape[0], pos), dtype=x.dtype, device=x.device)
+        out = torch.empty((x.shape[0], spec.n_params), dtype=x.dtype, device=x.device)
     for j in range(len(layers) - 1, -1, -1):
         wk, bk = layers[j]
         w = params[wk]

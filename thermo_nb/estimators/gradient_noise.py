@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from ..models import param_spec
+
 
 class NoiseScale(NamedTuple):
     """Result of a noise-scale estimate (all plain floats).
@@ -139,7 +141,7 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
     if params is None:
         pdict = {k: v.detach() for k, v in model.named_parameters()}
     elif isinstance(params, torch.Tensor):
-        from ..models import param_spec, unflatten_params
+        from ..models import unflatten_params
 
         if params.dim() != 1:
             raise ValueError(f"a flat params tensor must be 1-D, got shape {tuple(params.shape)}")
@@ -153,7 +155,7 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
         raise ValueError("params must be None, a mapping name -> tensor, or a 1-D tensor")
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     if out is not None:
-        n_par = sum(int(v.numel()) for v in pdict.values())
+        n_par = param_spec(pdict).n_params
         if (not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0], n_par)
                 or not out.is_contiguous() or out.dtype != next(iter(pdict.values())).dtype):
             raise ValueError(f"out must be a contiguous tensor of shape {(x.shape[0], n_par)} "
@@ -166,8 +168,7 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
             model, pdict, None if loss_fn is torch.nn.functional.cross_entropy else loss_fn,
             x, y, buffers)
         if layers is not None:
-            return fused_mlp_per_sample_gradients(pdict, layers, model.activation, names, x, y,
-                                                  out=out)
+            return fused_mlp_per_sample_gradients(pdict, layers, model.activation, x, y, out=out)
         if backend == "fused":
             raise ValueError(f"backend='fused' needs {FUSED_REQUIREMENTS} and chunk_size=None; "
                              "use backend='vmap' (or 'auto')")

@@ -17,6 +17,7 @@ Usage::
     .venv/bin/python benchmarks/bench_knn.py            # full grid, writes results_knn.md
     .venv/bin/python benchmarks/bench_knn.py --quick    # small grid, a couple of minutes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,29 +92,48 @@ def run_grid(ns, ds, k, budget, pilot, seed):
     for n in ns:
         for d in ds:
             x = np.random.default_rng(seed).standard_normal((n, d))
-            path = "kd-tree" if knn_module._use_tree(n, d, "euclidean", thermo_nb.resolve_device("cpu")) else "brute"
+            path = (
+                "kd-tree"
+                if knn_module._use_tree(
+                    n, d, "euclidean", thermo_nb.resolve_device("cpu")
+                )
+                else "brute"
+            )
             t_ours, h_ours = best_time(thermo_nb.kl_entropy, x, k)
             refs = {}
-            for name, fn in (("cKDTree", ckdtree_reference), ("sklearn", sklearn_reference)):
+            for name, fn in (
+                ("cKDTree", ckdtree_reference),
+                ("sklearn", sklearn_reference),
+            ):
                 t, eps, q, extrap = time_reference(fn, x, k, budget, pilot)
                 refs[name] = (t, eps, q, extrap)
             ours_eps = None
             diffs = {}
-            for name, (t, eps, q, extrap) in refs.items():
+            for name, (_t, eps, q, extrap) in refs.items():
                 if extrap:
                     if ours_eps is None:
                         ours_eps = thermo_nb.knn_distances(x, k).numpy()
-                    diffs[name] = f"{np.max(np.abs(ours_eps[:q] - eps)):.1e} (dist, {q} rows)"
+                    diffs[name] = (
+                        f"{np.max(np.abs(ours_eps[:q] - eps)):.1e} (dist, {q} rows)"
+                    )
                 else:
                     diffs[name] = f"{abs(h_ours - kl_from_distances(eps, n, d, k)):.1e}"
             fastest = min(refs, key=lambda nm: refs[nm][0])
             t_ref = refs[fastest][0]
             row = dict(
-                n=n, d=d, path=path, ours=t_ours,
-                ckd=refs["cKDTree"][0], ckd_x=refs["cKDTree"][3],
-                skl=refs["sklearn"][0], skl_x=refs["sklearn"][3],
-                fastest=fastest, speedup=t_ref / t_ours,
-                diff_ckd=diffs["cKDTree"], diff_skl=diffs["sklearn"], h=h_ours,
+                n=n,
+                d=d,
+                path=path,
+                ours=t_ours,
+                ckd=refs["cKDTree"][0],
+                ckd_x=refs["cKDTree"][3],
+                skl=refs["sklearn"][0],
+                skl_x=refs["sklearn"][3],
+                fastest=fastest,
+                speedup=t_ref / t_ours,
+                diff_ckd=diffs["cKDTree"],
+                diff_skl=diffs["sklearn"],
+                h=h_ours,
             )
             rows.append(row)
             print(format_row(row), flush=True)
@@ -147,8 +167,10 @@ def memory_check_child(n, d, k):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t, h = timed(thermo_nb.kl_entropy, x, k)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"MEMORY n={n} d={d} seconds={t:.1f} peak_rss_mib={peak:.0f} "
-          f"rss_before_mib={base:.0f} vmhwm_mib={_vm_hwm_mib()} data_mib={x.nbytes / 2**20:.0f} H={h:.4f}")
+    print(
+        f"MEMORY n={n} d={d} seconds={t:.1f} peak_rss_mib={peak:.0f} "
+        f"rss_before_mib={base:.0f} vmhwm_mib={_vm_hwm_mib()} data_mib={x.nbytes / 2**20:.0f} H={h:.4f}"
+    )
 
 
 def _vm_hwm_mib():
@@ -167,7 +189,10 @@ def _vm_hwm_mib():
 def memory_check(n, d, k):
     out = subprocess.run(
         [sys.executable, __file__, "--memory-child", str(n), str(d), "--k", str(k)],
-        capture_output=True, text=True, check=True, env={**os.environ, "THERMO_NB_PROGRESS": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "THERMO_NB_PROGRESS": "0"},
     )
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("MEMORY")][-1]
     fields = dict(kv.split("=") for kv in line.split()[1:])
@@ -186,26 +211,45 @@ def machine_line():
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+            cpu = next(
+                ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs (torch threads {torch.get_num_threads()}), "
-            f"load average at start {load}; python {platform.python_version()}, torch "
-            f"{torch.__version__}, scipy {scipy.__version__}, scikit-learn {sklearn.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs (torch threads {torch.get_num_threads()}), "
+        f"load average at start {load}; python {platform.python_version()}, torch "
+        f"{torch.__version__}, scipy {scipy.__version__}, scikit-learn {sklearn.__version__}"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N in {2k, 20k}; memory check at N=50k")
+    parser.add_argument(
+        "--quick", action="store_true", help="N in {2k, 20k}; memory check at N=50k"
+    )
     parser.add_argument("--k", type=int, default=3, help="neighbour order (default 3)")
-    parser.add_argument("--ref-budget", type=float, default=60.0,
-                        help="reference runs estimated above this many seconds are extrapolated")
-    parser.add_argument("--pilot", type=int, default=1000, help="query rows timed for extrapolation")
+    parser.add_argument(
+        "--ref-budget",
+        type=float,
+        default=60.0,
+        help="reference runs estimated above this many seconds are extrapolated",
+    )
+    parser.add_argument(
+        "--pilot", type=int, default=1000, help="query rows timed for extrapolation"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(HERE / "results_knn.md"),
-                        help="markdown file to write (default benchmarks/results_knn.md)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
-    parser.add_argument("--memory-child", nargs=2, type=int, metavar=("N", "D"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--output",
+        default=str(HERE / "results_knn.md"),
+        help="markdown file to write (default benchmarks/results_knn.md)",
+    )
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the memory check"
+    )
+    parser.add_argument(
+        "--memory-child", nargs=2, type=int, metavar=("N", "D"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.memory_child:
         memory_check_child(*args.memory_child, args.k)
@@ -213,7 +257,10 @@ def main(argv=None):
     os.environ.setdefault("THERMO_NB_PROGRESS", "0")
     ns = [2_000, 20_000] if args.quick else [2_000, 20_000, 100_000]
     ds = [2, 10, 50, 500]
-    command = "python " + " ".join([os.path.relpath(__file__, HERE.parent)] + (argv if argv is not None else sys.argv[1:]))
+    command = "python " + " ".join(
+        [os.path.relpath(__file__, HERE.parent)]
+        + (argv if argv is not None else sys.argv[1:])
+    )
     lines = [
         "# k-NN entropy benchmark: thermo_nb.kl_entropy vs scipy cKDTree and scikit-learn",
         "",
@@ -246,7 +293,8 @@ def main(argv=None):
             f"kl_entropy on N={mem['n']}, d={mem['d']} (float64 data {mem['data_mib']} MiB) in a fresh "
             f"process: peak RSS {mem['peak_rss_mib']} MiB by `resource.getrusage` "
             f"({mem['rss_before_mib']} MiB before the call; VmHWM {mem['vmhwm_mib']} MiB), "
-            f"{mem['seconds']} s." + (" (--quick: N=50k instead of 200k.)" if args.quick else ""),
+            f"{mem['seconds']} s."
+            + (" (--quick: N=50k instead of 200k.)" if args.quick else ""),
         ]
         print("\n".join(memory_lines), flush=True)
     print("\n".join(lines[-1:]), flush=True)

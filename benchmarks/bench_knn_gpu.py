@@ -17,6 +17,7 @@ Usage::
     .venv/bin/python benchmarks/bench_knn_gpu.py [--n 100000] [--d 1000] [--k 5]
         [--append-to benchmarks/results_knn.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--matmul-size", type=int, default=8192)
-    parser.add_argument("--append-to", default=None, help="markdown file to append the result to")
+    parser.add_argument(
+        "--append-to", default=None, help="markdown file to append the result to"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -74,9 +77,13 @@ def main(argv=None):
         name = torch.cuda.get_device_name()
         peak = matmul_tflops(args.matmul_size, args.repeats)
         gen = torch.Generator(device="cuda").manual_seed(0)
-        x = torch.randn(args.n, args.d, device="cuda", dtype=torch.float64, generator=gen)
+        x = torch.randn(
+            args.n, args.d, device="cuda", dtype=torch.float64, generator=gen
+        )
         thermo_nb.knn_distances(x[:4096], args.k)  # warm-up
-        t_knn, eps = cuda_seconds(lambda: thermo_nb.knn_distances(x, args.k), args.repeats)
+        t_knn, eps = cuda_seconds(
+            lambda: thermo_nb.knn_distances(x, args.k), args.repeats
+        )
         t_h, h = cuda_seconds(lambda: thermo_nb.kl_entropy(x, k=args.k), 1)
         peak_mem = torch.cuda.max_memory_allocated() / 2**30
         rows = torch.arange(256, device="cuda")

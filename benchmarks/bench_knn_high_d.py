@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/bench_knn_high_d.py [--n 1000] [--d 200000] [--device cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,12 @@ def main(argv=None):
     bound = (2 * args.d + 10) * 2.0**-24
     precision = "float64" if bound > knn.FLOAT32_MAX_RELATIVE_BOUND else "float32"
     data_mib = x.numel() * 8 / 2**20
-    print(f"| N | d | device | candidate GEMM | seconds | data (MiB) | extra peak RSS "
-          f"(MiB) | fallback rows | max rel. error (20 rows) |\n|---|---|---|---|---|---|---|---|---|\n"
-          f"| {args.n} | {args.d} | {x.device} | {precision} | {seconds:.1f} | {data_mib:.0f} | "
-          f"{peak - before:.0f} | {sum(fallback_rows)} | {rel:.1e} |")
+    print(
+        f"| N | d | device | candidate GEMM | seconds | data (MiB) | extra peak RSS "
+        f"(MiB) | fallback rows | max rel. error (20 rows) |\n|---|---|---|---|---|---|---|---|---|\n"
+        f"| {args.n} | {args.d} | {x.device} | {precision} | {seconds:.1f} | {data_mib:.0f} | "
+        f"{peak - before:.0f} | {sum(fallback_rows)} | {rel:.1e} |"
+    )
 
 
 if __name__ == "__main__":

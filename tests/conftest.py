@@ -1,4 +1,5 @@
 """Suite-wide settings."""
+
 import pytest
 import torch
 

@@ -5,9 +5,9 @@ executes every chapter with papermill and builds the HTML with warnings as error
 browser test then serves ``_build/html`` on 127.0.0.1, opens every page in headless
 Chromium, saves a screenshot under ``_build/screenshots`` and checks the rendered DOM.
 """
+
 import functools
 import http.server
-import json
 import re
 import shutil
 import subprocess
@@ -18,21 +18,32 @@ from pathlib import Path
 import pytest
 
 from thermo_nb.chapters import CHAPTER_MODULES
-from thermo_nb.report import load_scorecard
+from thermo_nb.pipeline.report import load_scorecard
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 
 REQUIRED_CLAIMS = {
-    "seifert": ["ift_exact_langevin", "ift_sgd_ensemble", "entropy_production_nonnegative",
-                "steady_state_entropy_production_positive", "distance_growth_exponential",
-                "fokker_planck_vs_ensemble", "medium_entropy_sign"],
+    "seifert": [
+        "ift_exact_langevin",
+        "ift_sgd_ensemble",
+        "entropy_production_nonnegative",
+        "steady_state_entropy_production_positive",
+        "distance_growth_exponential",
+        "fokker_planck_vs_ensemble",
+        "medium_entropy_sign",
+    ],
     "dimensional_analysis": [
-        "flops_per_token_per_param_is_6", "chinchilla_20_tokens_per_param",
-        "chinchilla_approach3_40b", "chinchilla_refit_differs",
-        "landauer_gap_orders_of_magnitude", "bits_changed_per_update_decline",
-        "batch_gradient_norm_inverse_sqrt_m", "critical_batch_size_exists",
-        "critical_batch_matches_noise_scale"],
+        "flops_per_token_per_param_is_6",
+        "chinchilla_20_tokens_per_param",
+        "chinchilla_approach3_40b",
+        "chinchilla_refit_differs",
+        "landauer_gap_orders_of_magnitude",
+        "bits_changed_per_update_decline",
+        "batch_gradient_norm_inverse_sqrt_m",
+        "critical_batch_size_exists",
+        "critical_batch_matches_noise_scale",
+    ],
 }
 
 pytestmark = pytest.mark.slow
@@ -40,9 +51,24 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def built_book():
-    res = subprocess.run([sys.executable, "-m", "thermo_nb.cli", "build", "--profile", "quick",
-                          "--jobs", "2"], cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, f"book build failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thermo_nb.pipeline.cli",
+            "build",
+            "--profile",
+            "quick",
+            "--jobs",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, (
+        f"book build failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
+    )
     return HTML
 
 
@@ -72,17 +98,30 @@ def test_scorecard_page_lists_every_chapters_claims(built_book):
 
 # ----------------------------------------------------------------------------- browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or \
-    shutil.which("google-chrome")
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                "--virtual-time-budget=15000"]
+CHROMIUM = (
+    shutil.which("chromium")
+    or shutil.which("chromium-browser")
+    or shutil.which("google-chrome")
+)
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=15000",
+]
 
 
 @pytest.fixture(scope="session")
 def served_book(built_book, tmp_path_factory):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(built_book)
+    )
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -92,23 +131,34 @@ def served_book(built_book, tmp_path_factory):
 
 
 def chromium(url, *args, profile_dir):
-    return subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={profile_dir}", *args, url],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={profile_dir}", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 PAGES = ["intro", *CHAPTER_MODULES, "scorecard"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
-                    "Debian's chromium; locally: apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (.ci/run installs "
+    "Debian's chromium; locally: apt-get install chromium)",
+)
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_a_real_browser(served_book, page, tmp_path):
     url = f"{served_book}/book/{page}.html"
     shots = ROOT / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     dom = chromium(url, "--dump-dom", profile_dir=tmp_path / "p1").stdout
-    chromium(url, "--window-size=1280,2400", f"--screenshot={shots / (page + '.png')}",
-             profile_dir=tmp_path / "p2")
+    chromium(
+        url,
+        "--window-size=1280,2400",
+        f"--screenshot={shots / (page + '.png')}",
+        profile_dir=tmp_path / "p2",
+    )
     assert (shots / f"{page}.png").stat().st_size > 10_000, "a non-empty screenshot"
     assert "<article" in dom and "bd-article" in dom, "the page body rendered"
     # no Python traceback or error output anywhere on the page

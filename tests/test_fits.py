@@ -1,21 +1,25 @@
 """Growth-law fits recover known parameters and pick the law that generated the data."""
+
 import numpy as np
 import pytest
 
-from thermo_nb.fits import best_growth_law, fit_growth_law, fit_growth_laws
+from thermo_nb.analysis.fits import best_growth_law, fit_growth_law, fit_growth_laws
 
 T = np.arange(1.0, 401.0)
 
 
-@pytest.mark.parametrize("law,make,a,b", [
-    ("exponential", lambda t, a, b: np.exp(a + b * t), 0.2, 0.004),
-    ("logarithmic", lambda t, a, b: a + b * np.log(t), 1.0, 0.7),
-    ("power", lambda t, a, b: np.exp(a) * t ** b, -0.5, 0.35),
-])
+@pytest.mark.parametrize(
+    "law,make,a,b",
+    [
+        ("exponential", lambda t, a, b: np.exp(a + b * t), 0.2, 0.004),
+        ("logarithmic", lambda t, a, b: a + b * np.log(t), 1.0, 0.7),
+        ("power", lambda t, a, b: np.exp(a) * t**b, -0.5, 0.35),
+    ],
+)
 def test_each_law_is_recovered_and_selected_from_noisy_data(law, make, a, b):
     rng = np.random.default_rng(3)
     hits = 0
-    for rep in range(40):
+    for _ in range(40):
         R = make(T, a, b) * np.exp(0.02 * rng.standard_normal(T.size))
         fits = fit_growth_laws(T, R)
         assert best_growth_law(fits) == law
@@ -28,8 +32,11 @@ def test_each_law_is_recovered_and_selected_from_noisy_data(law, make, a, b):
 def test_replica_bootstrap_interval_covers_true_slope():
     # per-replica random-walk-like noise: R_r(t) = t^0.5 (1 + 0.1 z_r), b = 0.5 exactly
     rng = np.random.default_rng(0)
-    R = T ** 0.5 * (1 + 0.1 * rng.standard_normal((64, 1))) * np.exp(
-        0.01 * rng.standard_normal((64, T.size)))
+    R = (
+        T**0.5
+        * (1 + 0.1 * rng.standard_normal((64, 1)))
+        * np.exp(0.01 * rng.standard_normal((64, T.size)))
+    )
     f = fit_growth_law(T, R, "power", n_boot=300)
     assert f.ci_method == "bootstrap"
     assert f.b_ci[0] <= 0.5 <= f.b_ci[1]

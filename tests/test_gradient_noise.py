@@ -11,27 +11,32 @@ Per-example gradient g = (delta.x - eps) x, so (Isserlis' theorem)
 
 With d = 20, |delta|^2 = 1, s = 1: tr(Sigma) = 41 and B_simple = 41.
 """
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from thermo_nb import (MLP, gradient_snr, linear_regression_noise_scale, noise_scale_simple,
-                       noise_scale_two_batch, per_sample_gradients)
+from thermo_nb import (
+    MLP,
+    gradient_snr,
+    linear_regression_noise_scale,
+    noise_scale_simple,
+    noise_scale_two_batch,
+    per_sample_gradients,
+)
 from thermo_nb.models import flatten_params
-
-
 
 D, NOISE_STD = 20, 1.0
 TRUE_G2 = 1.0
-TRUE_TRACE = D * (TRUE_G2 + NOISE_STD ** 2) + TRUE_G2     # 41
-TRUE_B_SIMPLE = TRUE_TRACE / TRUE_G2                       # 41
+TRUE_TRACE = D * (TRUE_G2 + NOISE_STD**2) + TRUE_G2  # 41
+TRUE_B_SIMPLE = TRUE_TRACE / TRUE_G2  # 41
 
 
 def _delta():
     delta = torch.zeros(D, dtype=torch.float64)
-    delta[0], delta[1] = 0.6, 0.8                            # |delta|^2 = 1
+    delta[0], delta[1] = 0.6, 0.8  # |delta|^2 = 1
     return delta
 
 
@@ -64,11 +69,16 @@ def _chunk_standard_error(values: np.ndarray) -> float:
 def _assert_within_4_se_and_5_percent(est, chunks):
     """Each field of ``est`` within 4 standard errors (measured from the chunk estimates) of
     the closed form, the test sharp enough to resolve 5%, and the value within 5%."""
-    for field, truth in (("B_simple", TRUE_B_SIMPLE), ("G_norm2", TRUE_G2),
-                         ("trace_sigma", TRUE_TRACE)):
+    for field, truth in (
+        ("B_simple", TRUE_B_SIMPLE),
+        ("G_norm2", TRUE_G2),
+        ("trace_sigma", TRUE_TRACE),
+    ):
         value = getattr(est, field)
         se = _chunk_standard_error(np.array([getattr(c, field) for c in chunks]))
-        assert 4 * se < 0.05 * truth, f"{field}: spread too large for a 5% test (se={se})"
+        assert 4 * se < 0.05 * truth, (
+            f"{field}: spread too large for a 5% test (se={se})"
+        )
         assert abs(value - truth) < 4 * se, f"{field}: {value} vs {truth} (se {se})"
         assert abs(value - truth) < 0.05 * truth
 
@@ -81,22 +91,42 @@ def test_package_closed_form_equals_formula_in_test():
 
 
 @pytest.mark.parametrize("backend", ["vmap", "fused"])
-@pytest.mark.parametrize("activation, bias", [("tanh", True), ("relu", True), ("identity", False)])
+@pytest.mark.parametrize(
+    "activation, bias", [("tanh", True), ("relu", True), ("identity", False)]
+)
 def test_per_sample_gradients_equal_autograd_loop(backend, activation, bias):
     torch.manual_seed(0)
     net = MLP(6, 8, 3, depth=2, activation=activation, bias=bias).double()
     x = torch.randn(16, 6, dtype=torch.float64)
     y = torch.randint(0, 3, (16,))
-    loop = torch.stack([
-        torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-            torch.nn.functional.cross_entropy(net(x[i:i + 1]), y[i:i + 1]), list(net.parameters()))])
-        for i in range(16)])
+    loop = torch.stack(
+        [
+            torch.cat(
+                [
+                    g.reshape(-1)
+                    for g in torch.autograd.grad(
+                        torch.nn.functional.cross_entropy(
+                            net(x[i : i + 1]), y[i : i + 1]
+                        ),
+                        list(net.parameters()),
+                    )
+                ]
+            )
+            for i in range(16)
+        ]
+    )
     vec = per_sample_gradients(net, None, x, y, backend=backend)
     assert vec.shape == (16, sum(p.numel() for p in net.parameters()))
     torch.testing.assert_close(vec, loop, rtol=1e-10, atol=1e-12)
     # the same from a flat parameter vector, in chunks
-    vec_flat = per_sample_gradients(net, flatten_params(net).detach(), x, y,
-                                    chunk_size=5 if backend == "vmap" else None, backend=backend)
+    vec_flat = per_sample_gradients(
+        net,
+        flatten_params(net).detach(),
+        x,
+        y,
+        chunk_size=5 if backend == "vmap" else None,
+        backend=backend,
+    )
     torch.testing.assert_close(vec_flat, loop, rtol=1e-10, atol=1e-12)
     buf = torch.full_like(loop, float("nan"))
     assert per_sample_gradients(net, None, x, y, backend=backend, out=buf) is buf
@@ -109,7 +139,9 @@ def test_fused_per_sample_gradients_refuse_other_losses():
     net = MLP(6, 8, 3, depth=1).double()
     x, y = torch.randn(4, 6, dtype=torch.float64), torch.randint(0, 3, (4,))
     with pytest.raises(ValueError, match="backend='fused' needs"):
-        per_sample_gradients(net, None, x, y, lambda o, t: o.pow(2).mean(), backend="fused")
+        per_sample_gradients(
+            net, None, x, y, lambda o, t: o.pow(2).mean(), backend="fused"
+        )
     with pytest.raises(ValueError, match="backend must be one of"):
         per_sample_gradients(net, None, x, y, backend="loop")
 
@@ -117,7 +149,7 @@ def test_fused_per_sample_gradients_refuse_other_losses():
 def test_per_sample_gradients_of_plain_loss_function_match_closed_form():
     w, x, y, delta, eps = _regression_problem(1, 64)
     g = per_sample_gradients(_squared_error, w, x, y)
-    closed = (x @ delta - eps)[:, None] * x                # g_i = (delta.x_i - eps_i) x_i
+    closed = (x @ delta - eps)[:, None] * x  # g_i = (delta.x_i - eps_i) x_i
     torch.testing.assert_close(g, closed, rtol=1e-10, atol=1e-12)
 
 
@@ -143,9 +175,11 @@ def test_noise_scale_simple_G_norm2_is_unbiased_at_tiny_batch():
     vals = np.array([noise_scale_simple(b).G_norm2 for b in g])
     se = vals.std(ddof=1) / np.sqrt(len(vals))
     assert abs(vals.mean() - TRUE_G2) < 4 * se
-    assert 4 * se < 2.0                                   # the test can tell 1 from 11.25
+    assert 4 * se < 2.0  # the test can tell 1 from 11.25
     traces = np.array([noise_scale_simple(b).trace_sigma for b in g])
-    assert abs(traces.mean() - TRUE_TRACE) < 4 * traces.std(ddof=1) / np.sqrt(len(traces))
+    assert abs(traces.mean() - TRUE_TRACE) < 4 * traces.std(ddof=1) / np.sqrt(
+        len(traces)
+    )
 
 
 def test_noise_scale_two_batch_matches_linear_regression_closed_form():
@@ -159,14 +193,16 @@ def test_noise_scale_two_batch_matches_linear_regression_closed_form():
     delta = _delta().float()
     b_small, b_big, n_pairs, k = 8, 128, 24000, 40
     small_sq, big_sq = [], []
-    for _ in range(k):                                    # chunks bound the memory
+    for _ in range(k):  # chunks bound the memory
         x = torch.randn(n_pairs // k, b_big, D, generator=gen)
         eps = NOISE_STD * torch.randn(n_pairs // k, b_big, generator=gen)
-        g = ((x @ delta) - eps)[..., None] * x            # per-example gradients
+        g = ((x @ delta) - eps)[..., None] * x  # per-example gradients
         small_sq.append((g[:, :b_small].mean(dim=1) ** 2).sum(dim=1))
         big_sq.append((g.mean(dim=1) ** 2).sum(dim=1))
     est = noise_scale_two_batch(torch.cat(small_sq), torch.cat(big_sq), b_small, b_big)
-    chunks = [noise_scale_two_batch(s, b, b_small, b_big) for s, b in zip(small_sq, big_sq)]
+    chunks = [
+        noise_scale_two_batch(s, b, b_small, b_big) for s, b in zip(small_sq, big_sq)
+    ]
     _assert_within_4_se_and_5_percent(est, chunks)
 
 
@@ -191,7 +227,7 @@ def test_gradient_snr_equals_sqrt_batch_over_noise_scale():
     x = torch.randn(k, batch, D, generator=gen, dtype=torch.float64)
     eps = NOISE_STD * torch.randn(k, batch, generator=gen, dtype=torch.float64)
     g_i = (((x @ delta) - eps)[..., None] * x).mean(dim=1)
-    snr = gradient_snr(delta, g_i)                        # full gradient G = delta exactly
+    snr = gradient_snr(delta, g_i)  # full gradient G = delta exactly
     truth = math.sqrt(batch / TRUE_B_SIMPLE)
     dev2 = ((g_i - delta) ** 2).sum(dim=1).numpy()
     se = truth * dev2.std(ddof=1) / np.sqrt(k) / (2 * dev2.mean())
@@ -200,22 +236,31 @@ def test_gradient_snr_equals_sqrt_batch_over_noise_scale():
 
 
 def test_gradient_snr_definitions_on_hand_example():
-    g = torch.tensor([3.0, 4.0])                          # |g| = 5
+    g = torch.tensor([3.0, 4.0])  # |g| = 5
     gi = torch.stack([g + torch.tensor([1.0, 0.0]), g + torch.tensor([0.0, 3.0])])
     assert gradient_snr(g, gi) == pytest.approx(5 / math.sqrt((1 + 9) / 2))
     assert gradient_snr(g, gi, definition="mean") == pytest.approx(5 / 2)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: noise_scale_simple(torch.ones(1, 3)), "at least 2"),
-    (lambda: noise_scale_simple(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])), "NaN"),
-    (lambda: noise_scale_simple(torch.ones(5)), "dimension"),
-    (lambda: noise_scale_two_batch(1.0, 1.0, 8, 8), "b_small < b_big"),
-    (lambda: noise_scale_two_batch(1.0, 1.0, 0, 8), "b_small"),
-    (lambda: noise_scale_two_batch(-1.0, 1.0, 2, 8), ">= 0"),
-    (lambda: gradient_snr(torch.ones(3), torch.ones(2, 3), definition="x"), "definition"),
-    (lambda: gradient_snr(torch.ones(3), torch.ones(2, 4)), "shape"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: noise_scale_simple(torch.ones(1, 3)), "at least 2"),
+        (
+            lambda: noise_scale_simple(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])),
+            "NaN",
+        ),
+        (lambda: noise_scale_simple(torch.ones(5)), "dimension"),
+        (lambda: noise_scale_two_batch(1.0, 1.0, 8, 8), "b_small < b_big"),
+        (lambda: noise_scale_two_batch(1.0, 1.0, 0, 8), "b_small"),
+        (lambda: noise_scale_two_batch(-1.0, 1.0, 2, 8), ">= 0"),
+        (
+            lambda: gradient_snr(torch.ones(3), torch.ones(2, 3), definition="x"),
+            "definition",
+        ),
+        (lambda: gradient_snr(torch.ones(3), torch.ones(2, 4)), "shape"),
+    ],
+)
 def test_bad_inputs_raise_value_error_naming_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
         call()

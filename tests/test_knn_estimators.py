@@ -11,6 +11,7 @@ within its spread at the test's N, and otherwise the calibrated finite-N bias of
 Kozachenko-Leonenko estimator (known to grow with d) plus two calibration SDs, documented
 next to the numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,27 +55,38 @@ def random_covariance(d, rng):
 
 # ----------------------------------------------------------------------------- closed forms
 
+
 def test_gaussian_entropy_matches_formula_and_eigenvalues():
     rng = np.random.default_rng(0)
     cov = random_covariance(4, rng)
-    expected = 0.5 * 4 * np.log(2 * np.pi * np.e) + 0.5 * np.log(np.linalg.eigvalsh(cov)).sum()
+    expected = (
+        0.5 * 4 * np.log(2 * np.pi * np.e) + 0.5 * np.log(np.linalg.eigvalsh(cov)).sum()
+    )
     assert gaussian_entropy(cov) == pytest.approx(expected, rel=1e-12)
-    assert gaussian_entropy(2.0) == pytest.approx(0.5 * np.log(2 * np.pi * np.e * 2.0), rel=1e-12)
+    assert gaussian_entropy(2.0) == pytest.approx(
+        0.5 * np.log(2 * np.pi * np.e * 2.0), rel=1e-12
+    )
 
 
 def test_gaussian_mutual_info_of_correlated_pair_is_minus_half_log_one_minus_rho_squared():
     for rho in (0.0, 0.3, 0.9):
         cov = np.array([[2.0, rho * np.sqrt(2 * 3)], [rho * np.sqrt(2 * 3), 3.0]])
-        assert gaussian_mutual_info(cov, 1) == pytest.approx(-0.5 * np.log(1 - rho**2), abs=1e-12)
+        assert gaussian_mutual_info(cov, 1) == pytest.approx(
+            -0.5 * np.log(1 - rho**2), abs=1e-12
+        )
     # block version equals H(X) + H(Y) - H(X, Y)
     cov = random_covariance(5, np.random.default_rng(1))
     ix, iy = [0, 3], [1, 2, 4]
-    expected = (gaussian_entropy(cov[np.ix_(ix, ix)]) + gaussian_entropy(cov[np.ix_(iy, iy)])
-                - gaussian_entropy(cov))
+    expected = (
+        gaussian_entropy(cov[np.ix_(ix, ix)])
+        + gaussian_entropy(cov[np.ix_(iy, iy)])
+        - gaussian_entropy(cov)
+    )
     assert gaussian_mutual_info(cov, ix) == pytest.approx(expected, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- exactness
+
 
 def reference_knn_entropy_with_ckdtree(x, k, metric):
     """Independent KL entropy: scipy cKDTree query + the textbook constant (NPEET style)."""
@@ -89,24 +101,35 @@ def reference_knn_entropy_with_ckdtree(x, k, metric):
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "chebyshev"])
-@pytest.mark.parametrize("d", [2, 8, 40])  # d=2: k-d tree; d=8: tree (L2) / brute (max-norm); d=40: brute
+@pytest.mark.parametrize(
+    "d", [2, 8, 40]
+)  # d=2: k-d tree; d=8: tree (L2) / brute (max-norm); d=40: brute
 def test_kl_entropy_equals_ckdtree_reference(metric, d):
     rng = np.random.default_rng(d)
     x = rng.standard_normal((1500, d)) * rng.uniform(0.5, 3.0, d) + 5.0
     expected, eps = reference_knn_entropy_with_ckdtree(x, 3, metric)
     assert kl_entropy(x, k=3, metric=metric) == pytest.approx(expected, abs=1e-9)
-    np.testing.assert_allclose(knn_distances(x, 3, metric=metric).numpy(), eps, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        knn_distances(x, 3, metric=metric).numpy(), eps, rtol=1e-12, atol=1e-12
+    )
 
 
-@pytest.mark.parametrize("metric, symmetric", [("euclidean", False), ("euclidean", True), ("chebyshev", False)])
-def test_brute_force_path_with_ties_and_small_chunks_equals_ckdtree(metric, symmetric, monkeypatch):
+@pytest.mark.parametrize(
+    "metric, symmetric",
+    [("euclidean", False), ("euclidean", True), ("chebyshev", False)],
+)
+def test_brute_force_path_with_ties_and_small_chunks_equals_ckdtree(
+    metric, symmetric, monkeypatch
+):
     # integer lattice: massive ties of exact distances, the hardest case for the candidate
     # certification (rows fall back to the float64 brute force); tiny chunks exercise
     # the chunk loop; the tree is switched off so d=3 goes through the brute force.
     monkeypatch.setitem(knn_module.TREE_MAX_DIM, metric, 0)
     # symmetric: the Euclidean brute force's upper-triangle tiling (normally d >= 100)
     monkeypatch.setattr(knn_module, "SYMMETRIC_MIN_DIM", 0 if symmetric else 10**9)
-    grid = np.stack(np.meshgrid(*[np.arange(7.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    grid = np.stack(np.meshgrid(*[np.arange(7.0)] * 3, indexing="ij"), -1).reshape(
+        -1, 3
+    )
     x = np.concatenate([grid, np.random.default_rng(0).uniform(0, 6, (300, 3))])
     p = 2 if metric == "euclidean" else np.inf
     for k in (1, 6, 20):
@@ -115,7 +138,9 @@ def test_brute_force_path_with_ties_and_small_chunks_equals_ckdtree(metric, symm
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("d, chunk_size", [(40, None), (40, 300), (120, None), (120, 700)])
+@pytest.mark.parametrize(
+    "d, chunk_size", [(40, None), (40, 300), (120, None), (120, 700)]
+)
 def test_grouped_candidate_selection_equals_ckdtree(d, chunk_size):
     # d=40: full-row chunks, d=120: symmetric tiles; N not a multiple of the tile or the
     # selection group, so the tails of rows and columns are exercised too
@@ -128,14 +153,19 @@ def test_grouped_candidate_selection_equals_ckdtree(d, chunk_size):
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
-def test_float64_candidate_gemm_equals_ckdtree_and_needs_no_fallback(monkeypatch, symmetric):
+def test_float64_candidate_gemm_equals_ckdtree_and_needs_no_fallback(
+    monkeypatch, symmetric
+):
     # the float64 candidate GEMM (used above FLOAT32_MAX_RELATIVE_BOUND, d > 2092) forced at
     # d = 60 on both tilings; its error bound is ~1e-13 relative, so no row may need the
     # exact fallback, and the result must still equal cKDTree
     monkeypatch.setattr(knn_module, "FLOAT32_MAX_RELATIVE_BOUND", 0.0)
     monkeypatch.setattr(knn_module, "SYMMETRIC_MIN_DIM", 0 if symmetric else 10**9)
-    monkeypatch.setattr(knn_module, "_exact_rows_float64",
-                        lambda *a: pytest.fail("exact fallback used by the float64 path"))
+    monkeypatch.setattr(
+        knn_module,
+        "_exact_rows_float64",
+        lambda *a: pytest.fail("exact fallback used by the float64 path"),
+    )
     rng = np.random.default_rng(7)
     x = rng.standard_normal((1501, 60)) * rng.uniform(0.5, 3.0, 60) - 2.0
     ref = cKDTree(x).query(x, k=5)[0][:, 1:]
@@ -143,14 +173,19 @@ def test_float64_candidate_gemm_equals_ckdtree_and_needs_no_fallback(monkeypatch
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_very_high_dimension_uses_float64_candidates_and_matches_exact_distances(monkeypatch):
+def test_very_high_dimension_uses_float64_candidates_and_matches_exact_distances(
+    monkeypatch,
+):
     # d = 3000 > 2092: the float32 bound, (2d + 10) u = 3.6e-4 relative, is above
     # FLOAT32_MAX_RELATIVE_BOUND and would leave most rows uncertified; the float64 path
     # must be taken (no fallback) and give the directly computed k-th distances
     assert (2 * 3000 + 10) * 2.0**-24 > knn_module.FLOAT32_MAX_RELATIVE_BOUND
     x = np.random.default_rng(3).standard_normal((300, 3000))
-    monkeypatch.setattr(knn_module, "_exact_rows_float64",
-                        lambda *a: pytest.fail("exact fallback used at d = 3000"))
+    monkeypatch.setattr(
+        knn_module,
+        "_exact_rows_float64",
+        lambda *a: pytest.fail("exact fallback used at d = 3000"),
+    )
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
     ref = np.sqrt(np.sort(d2, axis=1)[:, :3])
@@ -158,13 +193,21 @@ def test_very_high_dimension_uses_float64_candidates_and_matches_exact_distances
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
 
 
-def test_equidistant_points_force_the_exact_fallback_and_still_match_ckdtree(monkeypatch):
+def test_equidistant_points_force_the_exact_fallback_and_still_match_ckdtree(
+    monkeypatch,
+):
     # origin + the 2d points +-e_i (+ a few random points) in d=30: every row has long runs
     # of exactly tied distances, so the float32 candidate set cannot be certified and the
     # rows must be recomputed by the float64 fallback
     d = 30
-    x = np.concatenate([np.zeros((1, d)), np.eye(d), -np.eye(d),
-                        np.random.default_rng(0).standard_normal((40, d))])
+    x = np.concatenate(
+        [
+            np.zeros((1, d)),
+            np.eye(d),
+            -np.eye(d),
+            np.random.default_rng(0).standard_normal((40, d)),
+        ]
+    )
     calls = []
     original = knn_module._exact_rows_float64
 
@@ -182,7 +225,11 @@ def test_equidistant_points_force_the_exact_fallback_and_still_match_ckdtree(mon
 def test_knn_distances_accepts_torch_tensors_and_keeps_their_device():
     x = torch.randn(500, 12, generator=torch.Generator().manual_seed(0))
     got = knn_distances(x, 2)
-    assert isinstance(got, torch.Tensor) and got.device == x.device and got.dtype == torch.float64
+    assert (
+        isinstance(got, torch.Tensor)
+        and got.device == x.device
+        and got.dtype == torch.float64
+    )
     ref = cKDTree(x.numpy()).query(x.numpy(), k=3)[0][:, 2]
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12)
 
@@ -193,10 +240,18 @@ def reference_ksg_with_ckdtree(x, y, k):
     n = len(z)
     eps = cKDTree(z).query(z, k=k + 1, p=np.inf)[0][:, k]
     tree_x, tree_y = cKDTree(x), cKDTree(y)
-    nx = np.array([len(tree_x.query_ball_point(x[i], np.nextafter(eps[i], 0), p=np.inf)) - 1
-                   for i in range(n)])
-    ny = np.array([len(tree_y.query_ball_point(y[i], np.nextafter(eps[i], 0), p=np.inf)) - 1
-                   for i in range(n)])
+    nx = np.array(
+        [
+            len(tree_x.query_ball_point(x[i], np.nextafter(eps[i], 0), p=np.inf)) - 1
+            for i in range(n)
+        ]
+    )
+    ny = np.array(
+        [
+            len(tree_y.query_ball_point(y[i], np.nextafter(eps[i], 0), p=np.inf)) - 1
+            for i in range(n)
+        ]
+    )
     return digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1))
 
 
@@ -205,7 +260,9 @@ def test_ksg_mutual_info_equals_ckdtree_reference(dx):
     rng = np.random.default_rng(dx)
     x = rng.standard_normal((600, dx))
     y = x[:, :1] ** 2 + 0.5 * rng.standard_normal((600, 1))
-    assert ksg_mutual_info(x, y, k=4) == pytest.approx(reference_ksg_with_ckdtree(x, y, 4), abs=1e-9)
+    assert ksg_mutual_info(x, y, k=4) == pytest.approx(
+        reference_ksg_with_ckdtree(x, y, 4), abs=1e-9
+    )
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -235,9 +292,14 @@ def test_kl_entropy_matches_gaussian_closed_form(d):
     # closed form: H = d/2 log(2 pi e) + 1/2 log det cov
     expected = 0.5 * d * np.log(2 * np.pi * np.e) + 0.5 * np.linalg.slogdet(cov)[1]
     assert gaussian_entropy(cov) == pytest.approx(expected, rel=1e-12)
-    estimates = [kl_entropy(rng.multivariate_normal(np.zeros(d), cov, size=n), k=3) for _ in range(4)]
+    estimates = [
+        kl_entropy(rng.multivariate_normal(np.zeros(d), cov, size=n), k=3)
+        for _ in range(4)
+    ]
     ok, mean, tol = within_spread(estimates, expected, cal_sd, allowance)
-    assert ok, f"d={d}: mean estimate {mean:.4f} vs closed form {expected:.4f} (tol {tol:.4f})"
+    assert ok, (
+        f"d={d}: mean estimate {mean:.4f} vs closed form {expected:.4f} (tol {tol:.4f})"
+    )
 
 
 def test_kl_entropy_max_norm_matches_gaussian_closed_form():
@@ -246,15 +308,20 @@ def test_kl_entropy_max_norm_matches_gaussian_closed_form():
     rng = np.random.default_rng(7)
     cov = random_covariance(3, rng)
     expected = 1.5 * np.log(2 * np.pi * np.e) + 0.5 * np.linalg.slogdet(cov)[1]
-    estimates = [kl_entropy(rng.multivariate_normal(np.zeros(3), cov, 4000), metric="chebyshev")
-                 for _ in range(4)]
+    estimates = [
+        kl_entropy(rng.multivariate_normal(np.zeros(3), cov, 4000), metric="chebyshev")
+        for _ in range(4)
+    ]
     ok, mean, tol = within_spread(estimates, expected, 0.03)
     assert ok, f"mean {mean:.4f} vs {expected:.4f} (tol {tol:.4f})"
 
 
 # Uniform on a box with sides a: H = sum log a_i.  Calibration (12 seeds): d=1 N=2000 bias
 # -0.005 sd 0.016; d=2 N=4000 bias +0.018 sd 0.012 (boundary effect, grows like N^(-1/d)).
-@pytest.mark.parametrize("d, n, cal_sd, allowance", [(1, 2000, 0.016, 0.0), (2, 4000, 0.012, 0.018 + 2 * 0.012)])
+@pytest.mark.parametrize(
+    "d, n, cal_sd, allowance",
+    [(1, 2000, 0.016, 0.0), (2, 4000, 0.012, 0.018 + 2 * 0.012)],
+)
 def test_kl_entropy_matches_uniform_box_closed_form(d, n, cal_sd, allowance):
     rng = np.random.default_rng(50 + d)
     sides = rng.uniform(0.5, 2.0, d)
@@ -282,7 +349,10 @@ def test_ksg_mutual_info_of_independent_non_gaussian_pair_is_near_zero():
     # uniform x and 2-D exponential y, independent: I = 0.  Calibration (10 seeds, N=4000):
     # bias +0.006, sd 0.013.
     rng = np.random.default_rng(11)
-    estimates = [ksg_mutual_info(rng.uniform(size=4000), rng.exponential(size=(4000, 2))) for _ in range(4)]
+    estimates = [
+        ksg_mutual_info(rng.uniform(size=4000), rng.exponential(size=(4000, 2)))
+        for _ in range(4)
+    ]
     ok, mean, tol = within_spread(estimates, 0.0, 0.013)
     assert ok, f"mean {mean:.4f} vs 0 (tol {tol:.4f})"
 
@@ -298,7 +368,11 @@ def test_sphere_kl_entropy_of_uniform_sphere_is_log_surface_area(dim, n, cal_sd)
     radius = 2.5
     for _ in range(3):
         g = rng.standard_normal((n, dim))
-        results.append(sphere_kl_entropy(radius * g / np.linalg.norm(g, axis=1, keepdims=True), k=1))
+        results.append(
+            sphere_kl_entropy(
+                radius * g / np.linalg.norm(g, axis=1, keepdims=True), k=1
+            )
+        )
     ok, mean, tol = within_spread([r.sphere for r in results], expected, cal_sd)
     assert ok, f"D={dim}: mean {mean:.4f} vs {expected:.4f} (tol {tol:.4f})"
     for r in results:  # full entropy = sphere entropy + (D-1) log r
@@ -312,8 +386,11 @@ def test_knn_graph_entropy_difference_of_scaled_gaussians_is_d_log_scale_ratio()
     # the dropped additive constant cancels.  Calibration (10 seeds): bias -0.007, sd 0.052.
     d, s1, s2 = 5, 1.0, 3.0
     rng = np.random.default_rng(5)
-    diffs = [knn_graph_entropy(s2 * rng.standard_normal((1000, d)), k=50)
-             - knn_graph_entropy(s1 * rng.standard_normal((1000, d)), k=50) for _ in range(4)]
+    diffs = [
+        knn_graph_entropy(s2 * rng.standard_normal((1000, d)), k=50)
+        - knn_graph_entropy(s1 * rng.standard_normal((1000, d)), k=50)
+        for _ in range(4)
+    ]
     ok, mean, tol = within_spread(diffs, d * np.log(s2 / s1), 0.052)
     assert ok, f"mean {mean:.4f} vs {d * np.log(s2 / s1):.4f} (tol {tol:.4f})"
 
@@ -327,13 +404,23 @@ def test_knn_graph_entropy_matches_paper_formula_on_small_window():
     for k, d in ((10, 6), (50, 5)):
         length = np.sort(dist, axis=1)[:, :k].sum()
         expected = d * (np.log(length) - (d - 1) / d * np.log(len(x)))
-        assert knn_graph_entropy(x, k=k, intrinsic_dim=None if d == 6 else d) == pytest.approx(expected, rel=1e-12)
+        assert knn_graph_entropy(
+            x, k=k, intrinsic_dim=None if d == 6 else d
+        ) == pytest.approx(expected, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("estimator", [kl_entropy, knn_graph_entropy, sphere_kl_entropy,
-                                       lambda x: ksg_mutual_info(x, x[:, ::-1])])
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        kl_entropy,
+        knn_graph_entropy,
+        sphere_kl_entropy,
+        lambda x: ksg_mutual_info(x, x[:, ::-1]),
+    ],
+)
 def test_nan_input_is_refused(estimator):
     x = np.random.default_rng(0).standard_normal((100, 3))
     x[5, 1] = np.nan
@@ -360,7 +447,9 @@ def test_wrong_shapes_and_options_are_refused():
     with pytest.raises(ValueError, match="same number of samples"):
         ksg_mutual_info(np.ones((10, 1)), np.ones((9, 1)))
     with pytest.raises(ValueError, match="metric must be one of"):
-        kl_entropy(np.random.default_rng(0).standard_normal((20, 2)), metric="manhattan")
+        kl_entropy(
+            np.random.default_rng(0).standard_normal((20, 2)), metric="manhattan"
+        )
     with pytest.raises(ValueError, match="D >= 2"):
         sphere_kl_entropy(np.ones((20, 1)))
     with pytest.raises(ValueError, match="dims_x"):

@@ -1,12 +1,19 @@
 """Parameter validation: types, ranges, choices, profile defaults, and the notebook contract."""
+
 import ast
 import json
 from pathlib import Path
 
 import pytest
 
-from thermo_nb.chapters import CHAPTER_MODULES, all_chapters, get_chapter
-from thermo_nb.params import Param, ParameterError, check_values, validate_parameters
+from thermo_nb.chapters import CHAPTER_MODULES
+from thermo_nb.pipeline.params import (
+    Param,
+    ParameterError,
+    check_values,
+    validate_parameters,
+)
+from thermo_nb.pipeline.registry import all_chapters, get_chapter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,22 +34,37 @@ def test_explicit_value_overrides_profile_default():
     assert v[p.name] == p.profiles["quick"] + 1
 
 
-@pytest.mark.parametrize("name,value,message", [
-    ("seed", 1.5, r"parameter 'seed': must be an int; got 1.5 \(float\)"),
-    ("seed", "3", r"parameter 'seed': must be an int; got '3' \(str\)"),
-    ("seed", True, r"parameter 'seed': must be an int"),
-    ("seed", -1, r"parameter 'seed': below the minimum 0"),
-    ("profile", "medium", r"parameter 'profile': not an allowed value.*\['quick', 'full'\]"),
-    ("device", "tpu", r"parameter 'device': not an allowed value.*\['auto', 'cpu', 'cuda'\]"),
-    ("output_dir", 3, r"parameter 'output_dir': must be a string"),
-])
-def test_bad_values_are_refused_with_parameter_name_and_allowed_values(name, value, message):
+@pytest.mark.parametrize(
+    "name,value,message",
+    [
+        ("seed", 1.5, r"parameter 'seed': must be an int; got 1.5 \(float\)"),
+        ("seed", "3", r"parameter 'seed': must be an int; got '3' \(str\)"),
+        ("seed", True, r"parameter 'seed': must be an int"),
+        ("seed", -1, r"parameter 'seed': below the minimum 0"),
+        (
+            "profile",
+            "medium",
+            r"parameter 'profile': not an allowed value.*\['quick', 'full'\]",
+        ),
+        (
+            "device",
+            "tpu",
+            r"parameter 'device': not an allowed value.*\['auto', 'cpu', 'cuda'\]",
+        ),
+        ("output_dir", 3, r"parameter 'output_dir': must be a string"),
+    ],
+)
+def test_bad_values_are_refused_with_parameter_name_and_allowed_values(
+    name, value, message
+):
     with pytest.raises(ParameterError, match=message):
         check_values("seifert", {name: value})
 
 
 def test_unknown_names_refused_in_strict_mode_with_the_valid_list():
-    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) \['n_sampels'\].*valid"):
+    with pytest.raises(
+        ParameterError, match=r"unknown parameter\(s\) \['n_sampels'\].*valid"
+    ):
         check_values("seifert", {"n_sampels": 3}, strict=True)
     # notebook mode (globals()) ignores unrelated names
     check_values("seifert", {"np": object(), "profile": "quick"})
@@ -66,7 +88,9 @@ def test_param_types():
 
 
 def test_validate_parameters_prepares_the_run(tmp_path):
-    cfg = validate_parameters("seifert", {"output_dir": str(tmp_path / "out"), "seed": 5})
+    cfg = validate_parameters(
+        "seifert", {"output_dir": str(tmp_path / "out"), "seed": 5}
+    )
     assert cfg.seed == 5 and cfg.output_path.is_dir()
     assert cfg.torch_device.type in ("cpu", "cuda")
     assert cfg.cache.root == tmp_path / "out" / "cache"
@@ -76,7 +100,9 @@ def test_validate_parameters_prepares_the_run(tmp_path):
 def _parameters_cell(nb_path):
     nb = json.loads(nb_path.read_text())
     cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    return cells, next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    return cells, next(
+        c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])
+    )
 
 
 @pytest.mark.parametrize("chapter", CHAPTER_MODULES)
@@ -88,7 +114,9 @@ def test_notebook_parameters_cell_matches_the_chapter_spec(chapter):
     tree = ast.parse(src)
     names = []
     for node in tree.body:
-        assert isinstance(node, ast.AnnAssign), f"every parameter is annotated: {ast.unparse(node)}"
+        assert isinstance(node, ast.AnnAssign), (
+            f"every parameter is annotated: {ast.unparse(node)}"
+        )
         names.append(node.target.id)
         line = src.splitlines()[node.lineno - 1]
         assert "#" in line, f"parameter {node.target.id} has a one-line comment"

@@ -1,4 +1,5 @@
 """Runtime services: device choice, seeding, the result cache and resumable loops."""
+
 import os
 import signal
 import subprocess
@@ -6,14 +7,17 @@ import sys
 import textwrap
 import time
 from typing import NamedTuple
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from thermo_nb.runtime import (DeviceError, ResultCache, resolve_device, run_resumable,
-                               seed_everything)
+from thermo_nb.runtime import (
+    DeviceError,
+    ResultCache,
+    resolve_device,
+    seed_everything,
+)
 
 
 def test_auto_device_is_cuda_exactly_when_a_gpu_is_visible():
@@ -23,9 +27,13 @@ def test_auto_device_is_cuda_exactly_when_a_gpu_is_visible():
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: cuda is valid here")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="a GPU is present: cuda is valid here"
+)
 def test_cuda_without_gpu_is_a_clear_error():
-    with pytest.raises(DeviceError, match=r"device='cuda' was requested but no CUDA GPU"):
+    with pytest.raises(
+        DeviceError, match=r"device='cuda' was requested but no CUDA GPU"
+    ):
         resolve_device("cuda")
 
 
@@ -109,12 +117,29 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted_run(tmp_pa
     script.write_text(RESUMABLE_SCRIPT)
     env = dict(os.environ, THERMO_NB_PROGRESS="0")
     # reference: uninterrupted, fresh cache
-    subprocess.run([sys.executable, str(script), str(tmp_path / "c_ref"), "0",
-                    str(tmp_path / "ref.pt")], check=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "c_ref"),
+            "0",
+            str(tmp_path / "ref.pt"),
+        ],
+        check=True,
+        env=env,
+    )
     # interrupted: kill -9 once a checkpoint exists, half-way through
     cache_dir = tmp_path / "c_kill"
-    proc = subprocess.Popen([sys.executable, str(script), str(cache_dir), "0.05",
-                             str(tmp_path / "killed.pt")], env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            str(cache_dir),
+            "0.05",
+            str(tmp_path / "killed.pt"),
+        ],
+        env=env,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not list(cache_dir.glob("walk-*.pkl")):
         time.sleep(0.05)
@@ -122,19 +147,39 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted_run(tmp_pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed.pt").exists(), "the run was killed before finishing"
-    assert list(cache_dir.glob("walk-*.pkl")), "a checkpoint was written before the kill"
-    res = subprocess.run([sys.executable, str(script), str(cache_dir), "0",
-                          str(tmp_path / "resumed.pt")], check=True, env=env,
-                         capture_output=True, text=True)
+    assert list(cache_dir.glob("walk-*.pkl")), (
+        "a checkpoint was written before the kill"
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(cache_dir),
+            "0",
+            str(tmp_path / "resumed.pt"),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     resumed_from = int(res.stdout.split("RESUMED FROM")[1].split()[0])
     assert 10 <= resumed_from < 60
-    assert torch.equal(torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "resumed.pt"))
+    assert torch.equal(
+        torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "resumed.pt")
+    )
     # a third run finds the final result and computes nothing
-    res = subprocess.run([sys.executable, str(script), str(cache_dir), "0",
-                          str(tmp_path / "again.pt")], check=True, env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, str(script), str(cache_dir), "0", str(tmp_path / "again.pt")],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "RESUMED" not in res.stdout
-    assert torch.equal(torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "again.pt"))
+    assert torch.equal(
+        torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "again.pt")
+    )
 
 
 class Pair(NamedTuple):
@@ -151,18 +196,31 @@ def test_cache_round_trips_named_tuples_of_tensors(tmp_path):
 
 # ----------------------------------------------------------------------------- allocator
 
+
 def test_tune_cpu_allocator_sets_huge_pages_only_before_torch_import():
-    code = ("import os, sys; os.environ.pop('THP_MEM_ALLOC_ENABLE', None)\n"
-            "from thermo_nb import tune_cpu_allocator\n"
-            "{before}\n"
-            "s = tune_cpu_allocator()\n"
-            "import torch; x = torch.ones(2**20); print(s['huge_pages'], s['keep_freed_memory'],"
-            " os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x.sum()))")
+    code = (
+        "import os, sys; os.environ.pop('THP_MEM_ALLOC_ENABLE', None)\n"
+        "from thermo_nb import tune_cpu_allocator\n"
+        "{before}\n"
+        "s = tune_cpu_allocator()\n"
+        "import torch; x = torch.ones(2**20); print(s['huge_pages'], s['keep_freed_memory'],"
+        " os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x.sum()))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-    fresh = subprocess.run([sys.executable, "-c", code.format(before="")], env=env,
-                           capture_output=True, text=True, check=True).stdout.split()
-    late = subprocess.run([sys.executable, "-c", code.format(before="import torch")], env=env,
-                          capture_output=True, text=True, check=True).stdout.split()
+    fresh = subprocess.run(
+        [sys.executable, "-c", code.format(before="")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    late = subprocess.run(
+        [sys.executable, "-c", code.format(before="import torch")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     glibc = sys.platform.startswith("linux")
     assert fresh == ["True", str(glibc), "1", "1048576.0"]
     assert late == ["False", str(glibc), "None", "1048576.0"]

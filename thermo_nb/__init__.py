@@ -4,9 +4,14 @@ The public names below are loaded lazily (PEP 562), so ``import thermo_nb`` is c
 does not import torch until an estimator is used.  Every public name maps to the module
 that defines it; ``dir(thermo_nb)`` lists them all.
 """
+
 from __future__ import annotations
 
 import importlib
+
+from . import _compat
+
+_compat.install()  # old module paths (thermo_nb.scaling, ...) resolve to their new homes
 
 __version__ = "0.1.0"
 
@@ -18,11 +23,11 @@ _EXPORTS: dict[str, str] = {
     "resolve_device": ".runtime",
     "run_resumable": ".runtime",
     "seed_everything": ".runtime",
-    "tune_cpu_allocator": ".cpu_allocator",
-    "ParameterError": ".params",
-    "validate_parameters": ".params",
-    "Scorecard": ".report",
-    "verdict_from_tolerance": ".report",
+    "tune_cpu_allocator": ".runtime.cpu_allocator",
+    "ParameterError": ".pipeline.params",
+    "validate_parameters": ".pipeline.params",
+    "Scorecard": ".pipeline.report",
+    "verdict_from_tolerance": ".pipeline.report",
     # k-NN entropies, mutual information, Gaussian closed forms
     "kl_entropy": ".estimators.knn",
     "knn_distances": ".estimators.knn",
@@ -51,8 +56,8 @@ _EXPORTS: dict[str, str] = {
     "noise_scale_two_batch": ".estimators.gradient_noise",
     "per_sample_gradients": ".estimators.gradient_noise",
     # dynamics: Langevin samplers, closed-form processes, Fokker-Planck, SGD
-    "EnsembleTrainer": ".dynamics.ensemble",
-    "train_loop_reference": ".dynamics.ensemble",
+    "EnsembleTrainer": ".training.ensemble",
+    "train_loop_reference": ".training.ensemble",
     "two_bead_linear_system": ".dynamics.exact",
     "FokkerPlanckSolution": ".dynamics.fokker_planck",
     "boltzmann_density_1d": ".dynamics.fokker_planck",
@@ -76,44 +81,44 @@ _EXPORTS: dict[str, str] = {
     "sgd_quadratic_linear_process": ".dynamics.sgd_linear",
     "simulate_linear_chain": ".dynamics.sgd_linear",
     # models, data and fits
-    "MLP": ".models",
-    "flatten_params": ".models",
-    "unflatten_params": ".models",
-    "load_digits_tensors": ".data",
-    "load_mnist": ".data",
-    "GrowthFit": ".fits",
-    "best_growth_law": ".fits",
-    "fit_growth_law": ".fits",
-    "fit_growth_laws": ".fits",
+    "MLP": ".models.mlp",
+    "flatten_params": ".models.flat_params",
+    "unflatten_params": ".models.flat_params",
+    "load_digits_tensors": ".data.images",
+    "load_mnist": ".data.images",
+    "GrowthFit": ".analysis.fits",
+    "best_growth_law": ".analysis.fits",
+    "fit_growth_law": ".analysis.fits",
+    "fit_growth_laws": ".analysis.fits",
     # scaling laws, energy, batch size, FLOPs and bit flips (dimensional analysis)
-    "CHINCHILLA_CONSTANTS": ".scaling",
-    "CHINCHILLA_TABLE3": ".scaling",
-    "chinchilla_loss": ".scaling",
-    "compute_optimal_allocation": ".scaling",
-    "compute_optimal_exponents": ".scaling",
-    "fit_chinchilla_huber": ".scaling",
-    "load_epoch_chinchilla_csv": ".scaling",
-    "synthetic_chinchilla_data": ".scaling",
-    "GPU_SPECS": ".energy",
-    "TRAINING_RUNS": ".energy",
-    "energy_per_flop": ".energy",
-    "landauer_energy_per_bit": ".energy",
-    "landauer_floor_energy": ".energy",
-    "batch_gradient_norm_sq_expected": ".batch_size",
-    "batch_gradient_norms": ".batch_size",
-    "fit_steps_vs_batch": ".batch_size",
-    "mccandlish_steps": ".batch_size",
-    "steps_to_target_vs_batch": ".batch_size",
-    "count_training_flops": ".flops",
-    "flops_per_token_per_parameter": ".flops",
-    "TinyTransformerLM": ".transformer",
-    "count_parameters": ".transformer",
-    "bit_change_stats": ".bitflips",
-    "count_changed_bits": ".bitflips",
-    "float_bits": ".bitflips",
-    "train_tracking_bit_changes": ".bitflips",
-    "ulp": ".bitflips",
-    "update_changes_weight": ".bitflips",
+    "CHINCHILLA_CONSTANTS": ".theory.scaling",
+    "CHINCHILLA_TABLE3": ".theory.scaling",
+    "chinchilla_loss": ".theory.scaling",
+    "compute_optimal_allocation": ".theory.scaling",
+    "compute_optimal_exponents": ".theory.scaling",
+    "fit_chinchilla_huber": ".theory.scaling",
+    "load_epoch_chinchilla_csv": ".theory.scaling",
+    "synthetic_chinchilla_data": ".theory.scaling",
+    "GPU_SPECS": ".theory.energy",
+    "TRAINING_RUNS": ".theory.energy",
+    "energy_per_flop": ".theory.energy",
+    "landauer_energy_per_bit": ".theory.energy",
+    "landauer_floor_energy": ".theory.energy",
+    "batch_gradient_norm_sq_expected": ".analysis.batch_size",
+    "batch_gradient_norms": ".analysis.batch_size",
+    "fit_steps_vs_batch": ".analysis.batch_size",
+    "mccandlish_steps": ".analysis.batch_size",
+    "steps_to_target_vs_batch": ".analysis.batch_size",
+    "count_training_flops": ".theory.flops",
+    "flops_per_token_per_parameter": ".theory.flops",
+    "TinyTransformerLM": ".models.transformer",
+    "count_parameters": ".models.transformer",
+    "bit_change_stats": ".analysis.bitflips",
+    "count_changed_bits": ".analysis.bitflips",
+    "float_bits": ".analysis.bitflips",
+    "train_tracking_bit_changes": ".analysis.bitflips",
+    "ulp": ".analysis.bitflips",
+    "update_changes_weight": ".analysis.bitflips",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -12,6 +12,7 @@ obtained from :func:`thermo_nb.solve_fokker_planck_1d`.  The work of the protoco
 and Jarzynski's equality reads ``<e^{-W/T}> = e^{-Delta F/T}`` with
 ``F(lambda) = -T ln int e^{-V(x, lambda)/T} dx`` (computed by quadrature).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,11 +20,17 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["tilted_double_well_force", "tilted_double_well_potential",
-           "tilted_double_well_free_energy", "protocol_work"]
+__all__ = [
+    "tilted_double_well_force",
+    "tilted_double_well_potential",
+    "tilted_double_well_free_energy",
+    "protocol_work",
+]
 
 
-def tilted_double_well_potential(x, t: float, barrier: float = 1.0, tilt_rate: float = 1.0):
+def tilted_double_well_potential(
+    x, t: float, barrier: float = 1.0, tilt_rate: float = 1.0
+):
     """V(x, t) = b (x^2 - 1)^2 - r t x (numpy or torch input, same type out)."""
     return barrier * (x * x - 1) ** 2 - tilt_rate * t * x
 
@@ -39,9 +46,14 @@ def tilted_double_well_force(x, t: float, barrier: float = 1.0, tilt_rate: float
     return -4.0 * barrier * x * (x * x - 1) + tilt_rate * t
 
 
-def tilted_double_well_free_energy(t: float, barrier: float = 1.0, tilt_rate: float = 1.0,
-                                   temperature: float = 1.0, x_max: float = 6.0,
-                                   n_grid: int = 20001) -> float:
+def tilted_double_well_free_energy(
+    t: float,
+    barrier: float = 1.0,
+    tilt_rate: float = 1.0,
+    temperature: float = 1.0,
+    x_max: float = 6.0,
+    n_grid: int = 20001,
+) -> float:
     """Equilibrium free energy F(lambda(t)) = -T ln int e^{-V(x,t)/T} dx (trapezoid rule).
 
     Examples
@@ -80,6 +92,8 @@ def protocol_work(X, t, dV_dt) -> torch.Tensor:
     t = [float(s) for s in (t.tolist() if hasattr(t, "tolist") else t)]
     if X.ndim != 3 or X.shape[0] != len(t):
         raise ValueError(f"X must have shape (len(t), n_traj, d), got {tuple(X.shape)}")
-    vals = torch.stack([torch.as_tensor(dV_dt(X[i], t[i]), dtype=X.dtype) for i in range(len(t))])
+    vals = torch.stack(
+        [torch.as_tensor(dV_dt(X[i], t[i]), dtype=X.dtype) for i in range(len(t))]
+    )
     dt = torch.as_tensor(np.diff(t), dtype=X.dtype)[:, None]
     return (0.5 * (vals[1:] + vals[:-1]) * dt).sum(0)

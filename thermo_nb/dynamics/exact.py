@@ -17,6 +17,7 @@ All formulas are derived in the reference note
 ``shared/reference/stochastic_thermodynamics_and_parsi.md`` (Secs. 1.2-1.5) and checked
 against simulations in ``tests/test_entropy_production.py``.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,12 +25,21 @@ import math
 import numpy as np
 import torch
 
+from .._validation import positive_float
+
 __all__ = [
-    "dragged_trap_force", "dragged_trap_mean", "dragged_trap_log_density",
-    "dragged_trap_mean_work", "dragged_trap_mean_entropy_production",
-    "ou_relaxation_moments", "ou_relaxation_log_density",
-    "ou_relaxation_mean_entropy_production", "gaussian_kl_divergence_1d",
-    "ula_harmonic_moments", "two_bead_linear_system", "two_bead_entropy_production_rate",
+    "dragged_trap_force",
+    "dragged_trap_mean",
+    "dragged_trap_log_density",
+    "dragged_trap_mean_work",
+    "dragged_trap_mean_entropy_production",
+    "ou_relaxation_moments",
+    "ou_relaxation_log_density",
+    "ou_relaxation_mean_entropy_production",
+    "gaussian_kl_divergence_1d",
+    "ula_harmonic_moments",
+    "two_bead_linear_system",
+    "two_bead_entropy_production_rate",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -37,9 +47,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 def _positive(**kwargs) -> None:
     for name, value in kwargs.items():
-        if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
-                and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        positive_float(value, name)
 
 
 def _gaussian_log_density(x: torch.Tensor, mean: float, var: float) -> torch.Tensor:
@@ -51,8 +59,10 @@ def _gaussian_log_density(x: torch.Tensor, mean: float, var: float) -> torch.Ten
 
 # ------------------------------------------------------------------------ dragged trap
 
-def dragged_trap_force(x: torch.Tensor, t: float, stiffness: float = 1.0,
-                       velocity: float = 1.0) -> torch.Tensor:
+
+def dragged_trap_force(
+    x: torch.Tensor, t: float, stiffness: float = 1.0, velocity: float = 1.0
+) -> torch.Tensor:
     """Force F = -k (x - v t) of a harmonic trap whose centre moves at constant velocity.
 
     Parameters
@@ -69,8 +79,9 @@ def dragged_trap_force(x: torch.Tensor, t: float, stiffness: float = 1.0,
     return -stiffness * (x - velocity * t)
 
 
-def dragged_trap_mean(t: float, stiffness: float = 1.0, mobility: float = 1.0,
-                      velocity: float = 1.0) -> float:
+def dragged_trap_mean(
+    t: float, stiffness: float = 1.0, mobility: float = 1.0, velocity: float = 1.0
+) -> float:
     """Mean position m(t) = v t - v tau (1 - exp(-t/tau)), tau = 1/(mu k), of the dragged trap.
 
     The density stays Gaussian N(m(t), T/k) when started in equilibrium N(0, T/k) at t = 0
@@ -81,9 +92,14 @@ def dragged_trap_mean(t: float, stiffness: float = 1.0, mobility: float = 1.0,
     return velocity * t - velocity * tau * (1.0 - math.exp(-t / tau))
 
 
-def dragged_trap_log_density(x: torch.Tensor, t: float, stiffness: float = 1.0,
-                             mobility: float = 1.0, temperature: float = 1.0,
-                             velocity: float = 1.0) -> torch.Tensor:
+def dragged_trap_log_density(
+    x: torch.Tensor,
+    t: float,
+    stiffness: float = 1.0,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+    velocity: float = 1.0,
+) -> torch.Tensor:
     """Exact ln p(x, t) for the dragged trap started in equilibrium at t = 0 (nats).
 
     Parameters
@@ -111,8 +127,9 @@ def dragged_trap_log_density(x: torch.Tensor, t: float, stiffness: float = 1.0,
     return _gaussian_log_density(x, m, temperature / stiffness)
 
 
-def dragged_trap_mean_work(t: float, stiffness: float = 1.0, mobility: float = 1.0,
-                           velocity: float = 1.0) -> float:
+def dragged_trap_mean_work(
+    t: float, stiffness: float = 1.0, mobility: float = 1.0, velocity: float = 1.0
+) -> float:
     """<W>(t) = (v^2/mu) [t - tau (1 - exp(-t/tau))], per coordinate (energy units).
 
     W = int (dV/d lambda) lambda_dot dt = int k v (v t - x) dt with lambda = v t; W is
@@ -120,11 +137,16 @@ def dragged_trap_mean_work(t: float, stiffness: float = 1.0, mobility: float = 1
     """
     _positive(stiffness=stiffness, mobility=mobility)
     tau = 1.0 / (mobility * stiffness)
-    return velocity ** 2 / mobility * (t - tau * (1.0 - math.exp(-t / tau)))
+    return velocity**2 / mobility * (t - tau * (1.0 - math.exp(-t / tau)))
 
 
-def dragged_trap_mean_entropy_production(t: float, stiffness: float = 1.0, mobility: float = 1.0,
-                                         temperature: float = 1.0, velocity: float = 1.0) -> float:
+def dragged_trap_mean_entropy_production(
+    t: float,
+    stiffness: float = 1.0,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+    velocity: float = 1.0,
+) -> float:
     """Mean total entropy production <Delta s_tot>(t) of the dragged trap, nats per coordinate.
 
     Notes
@@ -137,26 +159,41 @@ def dragged_trap_mean_entropy_production(t: float, stiffness: float = 1.0, mobil
     tau = 1.0 / (mobility * stiffness)
     lag = velocity * tau * (1.0 - math.exp(-t / tau))
     work = dragged_trap_mean_work(t, stiffness, mobility, velocity)
-    return work / temperature - stiffness / (2.0 * temperature) * lag ** 2
+    return work / temperature - stiffness / (2.0 * temperature) * lag**2
 
 
 # ----------------------------------------------------------------------- OU relaxation
 
-def ou_relaxation_moments(t: float, m0: float, s0_sq: float, stiffness: float = 1.0,
-                          mobility: float = 1.0, temperature: float = 1.0) -> tuple[float, float]:
+
+def ou_relaxation_moments(
+    t: float,
+    m0: float,
+    s0_sq: float,
+    stiffness: float = 1.0,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+) -> tuple[float, float]:
     """Mean and variance of p(x, t) for dx = -mu k x dt + sqrt(2 mu T) dW from N(m0, s0_sq).
 
     m(t) = m0 e^{-t/tau}, s^2(t) = T/k + (s0_sq - T/k) e^{-2t/tau}, tau = 1/(mu k).
     """
-    _positive(s0_sq=s0_sq, stiffness=stiffness, mobility=mobility, temperature=temperature)
+    _positive(
+        s0_sq=s0_sq, stiffness=stiffness, mobility=mobility, temperature=temperature
+    )
     tau = 1.0 / (mobility * stiffness)
     var_eq = temperature / stiffness
     return m0 * math.exp(-t / tau), var_eq + (s0_sq - var_eq) * math.exp(-2.0 * t / tau)
 
 
-def ou_relaxation_log_density(x: torch.Tensor, t: float, m0: float, s0_sq: float,
-                              stiffness: float = 1.0, mobility: float = 1.0,
-                              temperature: float = 1.0) -> torch.Tensor:
+def ou_relaxation_log_density(
+    x: torch.Tensor,
+    t: float,
+    m0: float,
+    s0_sq: float,
+    stiffness: float = 1.0,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """Exact ln p(x, t) of the OU relaxation from N(m0, s0_sq), summed over coordinates (nats).
 
     Returns
@@ -167,18 +204,27 @@ def ou_relaxation_log_density(x: torch.Tensor, t: float, m0: float, s0_sq: float
     return _gaussian_log_density(x, m, v)
 
 
-def gaussian_kl_divergence_1d(m: float, s_sq: float, m_ref: float, s_ref_sq: float) -> float:
+def gaussian_kl_divergence_1d(
+    m: float, s_sq: float, m_ref: float, s_ref_sq: float
+) -> float:
     """KL(N(m, s_sq) || N(m_ref, s_ref_sq)) in nats.
 
     = 1/2 [ (s_sq + (m - m_ref)^2) / s_ref_sq - 1 - ln(s_sq / s_ref_sq) ].
     """
     _positive(s_sq=s_sq, s_ref_sq=s_ref_sq)
-    return 0.5 * ((s_sq + (m - m_ref) ** 2) / s_ref_sq - 1.0 - math.log(s_sq / s_ref_sq))
+    return 0.5 * (
+        (s_sq + (m - m_ref) ** 2) / s_ref_sq - 1.0 - math.log(s_sq / s_ref_sq)
+    )
 
 
-def ou_relaxation_mean_entropy_production(t: float, m0: float, s0_sq: float,
-                                          stiffness: float = 1.0, mobility: float = 1.0,
-                                          temperature: float = 1.0) -> float:
+def ou_relaxation_mean_entropy_production(
+    t: float,
+    m0: float,
+    s0_sq: float,
+    stiffness: float = 1.0,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+) -> float:
     """Mean total entropy production of the OU relaxation, nats per coordinate.
 
     Notes
@@ -194,14 +240,22 @@ def ou_relaxation_mean_entropy_production(t: float, m0: float, s0_sq: float,
     """
     var_eq = temperature / stiffness
     m, v = ou_relaxation_moments(t, m0, s0_sq, stiffness, mobility, temperature)
-    return (gaussian_kl_divergence_1d(m0, s0_sq, 0.0, var_eq)
-            - gaussian_kl_divergence_1d(m, v, 0.0, var_eq))
+    return gaussian_kl_divergence_1d(
+        m0, s0_sq, 0.0, var_eq
+    ) - gaussian_kl_divergence_1d(m, v, 0.0, var_eq)
 
 
 # ---------------------------------------------------------------------------- ULA chain
 
-def ula_harmonic_moments(n: int, m0: float, s0_sq: float, step: float, stiffness: float = 1.0,
-                         temperature: float = 1.0) -> tuple[float, float]:
+
+def ula_harmonic_moments(
+    n: int,
+    m0: float,
+    s0_sq: float,
+    step: float,
+    stiffness: float = 1.0,
+    temperature: float = 1.0,
+) -> tuple[float, float]:
     """Mean and variance after n ULA steps in U = k x^2/2 from N(m0, s0_sq).
 
     Notes
@@ -214,16 +268,25 @@ def ula_harmonic_moments(n: int, m0: float, s0_sq: float, step: float, stiffness
     _positive(s0_sq=s0_sq, step=step, stiffness=stiffness, temperature=temperature)
     a = 1.0 - step * stiffness
     if abs(a) >= 1.0:
-        raise ValueError(f"step * stiffness must lie in (0, 2) for a stable ULA chain, got "
-                         f"{step * stiffness!r}")
+        raise ValueError(
+            f"step * stiffness must lie in (0, 2) for a stable ULA chain, got "
+            f"{step * stiffness!r}"
+        )
     a2n = a ** (2 * n)
-    return m0 * a ** n, a2n * s0_sq + 2.0 * step * temperature * (1.0 - a2n) / (1.0 - a * a)
+    return m0 * a**n, a2n * s0_sq + 2.0 * step * temperature * (1.0 - a2n) / (
+        1.0 - a * a
+    )
 
 
 # ---------------------------------------------------------------------- two-bead model
 
-def two_bead_linear_system(t_cold: float = 1.0, t_hot: float = 10.0, stiffness: float = 1.0,
-                           friction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+
+def two_bead_linear_system(
+    t_cold: float = 1.0,
+    t_hot: float = 10.0,
+    stiffness: float = 1.0,
+    friction: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Matrices (A, D) of two beads between walls, for dx = -A x dt + sqrt(2D) dW.
 
     Parameters
@@ -254,8 +317,12 @@ def two_bead_linear_system(t_cold: float = 1.0, t_hot: float = 10.0, stiffness: 
     return A, D
 
 
-def two_bead_entropy_production_rate(t_cold: float = 1.0, t_hot: float = 10.0,
-                                     stiffness: float = 1.0, friction: float = 1.0) -> float:
+def two_bead_entropy_production_rate(
+    t_cold: float = 1.0,
+    t_hot: float = 10.0,
+    stiffness: float = 1.0,
+    friction: float = 1.0,
+) -> float:
     """Steady-state entropy production rate k (T_1 - T_2)^2 / (4 e T_1 T_2) (nats per unit time).
 
     Kim, Bae, Lee & Jeong, PRL 125, 140604 (2020), two-bead benchmark. An independent check of

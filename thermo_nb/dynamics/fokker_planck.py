@@ -18,16 +18,21 @@ started with two backward-Euler steps to damp the non-smooth start: Rannacher 19
 step solves one tridiagonal system.  The columns of the discrete generator sum to zero, so
 the total probability ``sum_i p_i h`` is conserved to round-off for any force and step.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.linalg import solve_banded
 
-__all__ = ["FokkerPlanckSolution", "solve_fokker_planck_1d", "boltzmann_density_1d",
-           "sample_grid_density"]
+__all__ = [
+    "FokkerPlanckSolution",
+    "solve_fokker_planck_1d",
+    "boltzmann_density_1d",
+    "sample_grid_density",
+]
 
 
 def _bernoulli(z: np.ndarray) -> np.ndarray:
@@ -44,10 +49,16 @@ def _bernoulli(z: np.ndarray) -> np.ndarray:
 def _check_grid(x_edges) -> np.ndarray:
     x_edges = np.asarray(x_edges, dtype=float)
     if x_edges.ndim != 1 or x_edges.size < 4:
-        raise ValueError(f"x_edges must be a 1-D array of at least 4 cell edges, got shape "
-                         f"{x_edges.shape}")
+        raise ValueError(
+            f"x_edges must be a 1-D array of at least 4 cell edges, got shape "
+            f"{x_edges.shape}"
+        )
     h = np.diff(x_edges)
-    if not np.all(np.isfinite(x_edges)) or np.any(h <= 0) or not np.allclose(h, h[0], rtol=1e-8):
+    if (
+        not np.all(np.isfinite(x_edges))
+        or np.any(h <= 0)
+        or not np.allclose(h, h[0], rtol=1e-8)
+    ):
         raise ValueError("x_edges must be finite, increasing and uniformly spaced")
     return x_edges
 
@@ -82,7 +93,7 @@ class FokkerPlanckSolution:
 
     def variance(self) -> np.ndarray:
         m = self.mean()
-        return (self.p * self.x ** 2).sum(axis=1) * self.h - m ** 2
+        return (self.p * self.x**2).sum(axis=1) * self.h - m**2
 
     def shannon_entropy(self) -> np.ndarray:
         """Differential entropy ``-int p ln p dx`` at every output time, in nats."""
@@ -103,9 +114,15 @@ class FokkerPlanckSolution:
         x = np.asarray(x, dtype=float)
         t = float(t)
         if not (self.t[0] - 1e-12 <= t <= self.t[-1] + 1e-12):
-            raise ValueError(f"t={t} is outside the solved interval [{self.t[0]}, {self.t[-1]}]")
+            raise ValueError(
+                f"t={t} is outside the solved interval [{self.t[0]}, {self.t[-1]}]"
+            )
         logp = np.log(np.maximum(self.p, 1e-300))
-        k = int(np.clip(np.searchsorted(self.t, t) - 1, 0, len(self.t) - 2)) if len(self.t) > 1 else 0
+        k = (
+            int(np.clip(np.searchsorted(self.t, t) - 1, 0, len(self.t) - 2))
+            if len(self.t) > 1
+            else 0
+        )
         if len(self.t) == 1:
             row = logp[0]
         else:
@@ -115,8 +132,9 @@ class FokkerPlanckSolution:
         return np.interp(x, self.x, row)
 
 
-def boltzmann_density_1d(potential: Callable[[np.ndarray], np.ndarray], x_edges,
-                         temperature: float = 1.0) -> np.ndarray:
+def boltzmann_density_1d(
+    potential: Callable[[np.ndarray], np.ndarray], x_edges, temperature: float = 1.0
+) -> np.ndarray:
     """Cell-averaged Boltzmann density ``p_eq(x) = e^{-V(x)/T} / Z`` on a grid.
 
     The cell average is the midpoint value (error O(h^2)); ``Z`` is chosen so that
@@ -148,7 +166,9 @@ def boltzmann_density_1d(potential: Callable[[np.ndarray], np.ndarray], x_edges,
     return w / (w.sum() * (x_edges[1] - x_edges[0]))
 
 
-def sample_grid_density(x_edges, p, n: int, generator: np.random.Generator) -> np.ndarray:
+def sample_grid_density(
+    x_edges, p, n: int, generator: np.random.Generator
+) -> np.ndarray:
     """Draw ``n`` samples from a piecewise-constant density on cells (inverse CDF).
 
     Parameters
@@ -165,7 +185,9 @@ def sample_grid_density(x_edges, p, n: int, generator: np.random.Generator) -> n
     x_edges = _check_grid(x_edges)
     p = np.asarray(p, dtype=float)
     if p.shape != (x_edges.size - 1,) or np.any(p < 0) or not np.all(np.isfinite(p)):
-        raise ValueError("p must be a finite non-negative array with one value per cell")
+        raise ValueError(
+            "p must be a finite non-negative array with one value per cell"
+        )
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     w = p / p.sum()
@@ -174,19 +196,20 @@ def sample_grid_density(x_edges, p, n: int, generator: np.random.Generator) -> n
     return x_edges[cells] + h * generator.random(n)
 
 
-def _generator_bands(force_faces: np.ndarray, h: float, diffusion: float,
-                     mobility: float) -> np.ndarray:
+def _generator_bands(
+    force_faces: np.ndarray, h: float, diffusion: float, mobility: float
+) -> np.ndarray:
     """Banded (3, n) form of the matrix L with dp/dt = L p (zero flux at both walls)."""
-    w = mobility * force_faces * h / diffusion          # interior faces, length n-1
+    w = mobility * force_faces * h / diffusion  # interior faces, length n-1
     bm, bp = _bernoulli(-w), _bernoulli(w)
-    c = diffusion / h ** 2
+    c = diffusion / h**2
     n = force_faces.size + 1
     ab = np.zeros((3, n))
     # flux_{i+1/2} = (D/h)(bm_i p_i - bp_i p_{i+1});  dp_i/dt = (flux_{i-1/2} - flux_{i+1/2})/h
-    ab[1, :-1] -= c * bm            # -flux_{i+1/2} contribution to p_i (diag)
-    ab[0, 1:] += c * bp             # +bp p_{i+1} into row i (upper diagonal)
-    ab[1, 1:] -= c * bp             # +flux_{i-1/2} = ... - bp p_i into row i (diag)
-    ab[2, :-1] += c * bm            # bm p_{i-1} into row i (lower diagonal)
+    ab[1, :-1] -= c * bm  # -flux_{i+1/2} contribution to p_i (diag)
+    ab[0, 1:] += c * bp  # +bp p_{i+1} into row i (upper diagonal)
+    ab[1, 1:] -= c * bp  # +flux_{i-1/2} = ... - bp p_i into row i (diag)
+    ab[2, :-1] += c * bm  # bm p_{i-1} into row i (lower diagonal)
     return ab
 
 
@@ -197,10 +220,18 @@ def _apply_bands(ab: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
-def solve_fokker_planck_1d(force: Callable[[np.ndarray, float], np.ndarray], x_edges, p0,
-                           t_out, *, mobility: float = 1.0, temperature: float = 1.0,
-                           dt: float | None = None, theta: float = 0.5,
-                           n_startup: int = 2) -> FokkerPlanckSolution:
+def solve_fokker_planck_1d(
+    force: Callable[[np.ndarray, float], np.ndarray],
+    x_edges,
+    p0,
+    t_out,
+    *,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+    dt: float | None = None,
+    theta: float = 0.5,
+    n_startup: int = 2,
+) -> FokkerPlanckSolution:
     r"""Solve ``d_t p = -d_x (mu F p - D d_x p)`` on a uniform grid with zero-flux walls.
 
     Parameters
@@ -256,7 +287,9 @@ def solve_fokker_planck_1d(force: Callable[[np.ndarray, float], np.ndarray], x_e
     if t_out.ndim != 1 or np.any(np.diff(t_out) < 0) or t_out[0] < 0:
         raise ValueError("t_out must be a 1-D non-decreasing array of times >= 0")
     if not (mobility > 0 and temperature > 0):
-        raise ValueError(f"mobility and temperature must be > 0, got {mobility}, {temperature}")
+        raise ValueError(
+            f"mobility and temperature must be > 0, got {mobility}, {temperature}"
+        )
     if not 0.5 <= theta <= 1.0:
         raise ValueError(f"theta must be in [0.5, 1], got {theta}")
     D = mobility * temperature
@@ -277,15 +310,20 @@ def solve_fokker_planck_1d(force: Callable[[np.ndarray, float], np.ndarray], x_e
         while t < t_target - 1e-12:
             step = min(dt, t_target - t)
             th = 1.0 if k_step < n_startup else theta
-            ab_new = _generator_bands(np.asarray(force(faces, t + step), float), h, D, mobility)
+            ab_new = _generator_bands(
+                np.asarray(force(faces, t + step), float), h, D, mobility
+            )
             rhs = p.copy()
             if th < 1.0:
-                ab_old = _generator_bands(np.asarray(force(faces, t), float), h, D, mobility)
+                ab_old = _generator_bands(
+                    np.asarray(force(faces, t), float), h, D, mobility
+                )
                 rhs += (1 - th) * step * _apply_bands(ab_old, p)
             lhs = eye - th * step * ab_new
             p = solve_banded((1, 1), lhs, rhs)
             t += step
             k_step += 1
         out[j] = p
-    return FokkerPlanckSolution(x_edges=x_edges, x=0.5 * (x_edges[1:] + x_edges[:-1]),
-                                t=t_out, p=out)
+    return FokkerPlanckSolution(
+        x_edges=x_edges, x=0.5 * (x_edges[1:] + x_edges[:-1]), t=t_out, p=out
+    )

@@ -14,14 +14,16 @@ Two samplers share one array convention, ``X`` of shape ``(n_steps + 1, n_traj, 
 Both run in torch on the device of ``x0`` and take an optional ``torch.Generator`` (on that
 device) for reproducible noise.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from .._validation import per_coordinate
 from ..runtime import progress
 
 __all__ = ["euler_maruyama", "unadjusted_langevin"]
@@ -35,35 +37,33 @@ def _as_ensemble(x0, name: str = "x0") -> torch.Tensor:
     if isinstance(x0, np.ndarray):
         x0 = torch.from_numpy(np.asarray(x0, dtype=np.float64))
     if not isinstance(x0, torch.Tensor):
-        raise ValueError(f"{name} must be a numpy array or torch tensor of shape (n_traj, d), "
-                         f"got {type(x0).__name__}")
+        raise ValueError(
+            f"{name} must be a numpy array or torch tensor of shape (n_traj, d), "
+            f"got {type(x0).__name__}"
+        )
     if not torch.is_floating_point(x0):
         x0 = x0.to(torch.float64)
     if x0.ndim == 1:
         x0 = x0[:, None]
     if x0.ndim != 2 or x0.shape[0] < 1 or x0.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (n_traj, d) with n_traj, d >= 1, "
-                         f"got shape {tuple(x0.shape)}")
+        raise ValueError(
+            f"{name} must have shape (n_traj, d) with n_traj, d >= 1, "
+            f"got shape {tuple(x0.shape)}"
+        )
     if not torch.isfinite(x0).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return x0
 
 
-def _per_coordinate(value, name: str, d: int, like: torch.Tensor) -> torch.Tensor:
-    """A positive scalar or a length-d vector, as a tensor broadcastable to (n_traj, d)."""
-    v = torch.as_tensor(np.asarray(value, dtype=np.float64) if not isinstance(value, torch.Tensor)
-                        else value, dtype=like.dtype, device=like.device)
-    if v.ndim > 1 or (v.ndim == 1 and v.shape[0] not in (1, d)):
-        raise ValueError(f"{name} must be a positive scalar or a vector of length d={d}, "
-                         f"got shape {tuple(v.shape)}")
-    if not torch.isfinite(v).all() or (v <= 0).any():
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return v
-
-
-def euler_maruyama(force: Callable, x0, t, mobility=1.0, temperature=1.0,
-                   generator: "torch.Generator | None" = None,
-                   progress_bar: "bool | None" = None) -> torch.Tensor:
+def euler_maruyama(
+    force: Callable,
+    x0,
+    t,
+    mobility=1.0,
+    temperature=1.0,
+    generator: "torch.Generator | None" = None,
+    progress_bar: "bool | None" = None,
+) -> torch.Tensor:
     """Integrate overdamped Langevin dynamics with the Euler-Maruyama scheme.
 
     Parameters
@@ -111,18 +111,24 @@ def euler_maruyama(force: Callable, x0, t, mobility=1.0, temperature=1.0,
     (101, 1000, 1)
     """
     if not callable(force):
-        raise ValueError("force must be a callable force(x, t) -> tensor of the shape of x")
+        raise ValueError(
+            "force must be a callable force(x, t) -> tensor of the shape of x"
+        )
     x0 = _as_ensemble(x0)
     n_traj, d = x0.shape
-    t = torch.as_tensor(np.asarray(t, dtype=np.float64) if not isinstance(t, torch.Tensor) else t,
-                        dtype=torch.float64)
+    t = torch.as_tensor(
+        np.asarray(t, dtype=np.float64) if not isinstance(t, torch.Tensor) else t,
+        dtype=torch.float64,
+    )
     if t.ndim != 1 or t.shape[0] < 2:
-        raise ValueError(f"t must be a 1-D time grid with at least 2 points, got shape "
-                         f"{tuple(t.shape)}")
+        raise ValueError(
+            f"t must be a 1-D time grid with at least 2 points, got shape "
+            f"{tuple(t.shape)}"
+        )
     if not torch.isfinite(t).all() or not (t[1:] > t[:-1]).all():
         raise ValueError("t must be finite and strictly increasing")
-    mu = _per_coordinate(mobility, "mobility", d, x0)
-    T = _per_coordinate(temperature, "temperature", d, x0)
+    mu = per_coordinate(mobility, "mobility", d, x0)
+    T = per_coordinate(temperature, "temperature", d, x0)
     n_steps = t.shape[0] - 1
     times = t.tolist()
     X = torch.empty((n_steps + 1, n_traj, d), dtype=x0.dtype, device=x0.device)
@@ -130,23 +136,32 @@ def euler_maruyama(force: Callable, x0, t, mobility=1.0, temperature=1.0,
     noise_amp = torch.sqrt(2.0 * mu * T)
     if progress_bar is None:
         progress_bar = n_steps * n_traj * d > _PROGRESS_THRESHOLD
-    steps = progress(range(n_steps), total=n_steps, desc="Euler-Maruyama",
-                     disable=not progress_bar)
+    steps = progress(
+        range(n_steps), total=n_steps, desc="Euler-Maruyama", disable=not progress_bar
+    )
     for i in steps:
         dt = times[i + 1] - times[i]
         x = X[i]
         F = force(x, times[i])
         if not isinstance(F, torch.Tensor) or F.shape != x.shape:
-            raise ValueError(f"force(x, t) must return a tensor of shape {tuple(x.shape)}, got "
-                             f"{getattr(F, 'shape', type(F).__name__)}")
+            raise ValueError(
+                f"force(x, t) must return a tensor of shape {tuple(x.shape)}, got "
+                f"{getattr(F, 'shape', type(F).__name__)}"
+            )
         xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         X[i + 1] = x + mu * F * dt + noise_amp * math.sqrt(dt) * xi
     return X
 
 
-def unadjusted_langevin(grad_potential: Callable, x0, n_steps: int, step: float,
-                        temperature=1.0, generator: "torch.Generator | None" = None,
-                        progress_bar: "bool | None" = None) -> torch.Tensor:
+def unadjusted_langevin(
+    grad_potential: Callable,
+    x0,
+    n_steps: int,
+    step: float,
+    temperature=1.0,
+    generator: "torch.Generator | None" = None,
+    progress_bar: "bool | None" = None,
+) -> torch.Tensor:
     """Run the unadjusted Langevin algorithm (ULA), a Gaussian-kernel Markov chain.
 
     Parameters
@@ -192,25 +207,37 @@ def unadjusted_langevin(grad_potential: Callable, x0, n_steps: int, step: float,
     (51, 500, 2)
     """
     if not callable(grad_potential):
-        raise ValueError("grad_potential must be a callable grad_potential(x, n) -> tensor")
+        raise ValueError(
+            "grad_potential must be a callable grad_potential(x, n) -> tensor"
+        )
     x0 = _as_ensemble(x0)
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+    if (
+        isinstance(n_steps, bool)
+        or not isinstance(n_steps, (int, np.integer))
+        or n_steps < 1
+    ):
         raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
-    if not (isinstance(step, (int, float, np.floating)) and math.isfinite(step) and step > 0):
+    if not (
+        isinstance(step, (int, float, np.floating)) and math.isfinite(step) and step > 0
+    ):
         raise ValueError(f"step must be a finite float > 0, got {step!r}")
     n_traj, d = x0.shape
-    T = _per_coordinate(temperature, "temperature", d, x0)
+    T = per_coordinate(temperature, "temperature", d, x0)
     amp = torch.sqrt(2.0 * step * T)
     X = torch.empty((n_steps + 1, n_traj, d), dtype=x0.dtype, device=x0.device)
     X[0] = x0
     if progress_bar is None:
         progress_bar = n_steps * n_traj * d > _PROGRESS_THRESHOLD
-    for n in progress(range(n_steps), total=n_steps, desc="ULA", disable=not progress_bar):
+    for n in progress(
+        range(n_steps), total=n_steps, desc="ULA", disable=not progress_bar
+    ):
         x = X[n]
         g = grad_potential(x, n)
         if not isinstance(g, torch.Tensor) or g.shape != x.shape:
-            raise ValueError(f"grad_potential(x, n) must return a tensor of shape "
-                             f"{tuple(x.shape)}, got {getattr(g, 'shape', type(g).__name__)}")
+            raise ValueError(
+                f"grad_potential(x, n) must return a tensor of shape "
+                f"{tuple(x.shape)}, got {getattr(g, 'shape', type(g).__name__)}"
+            )
         xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         X[n + 1] = x - step * g + amp * xi
     return X

@@ -13,15 +13,24 @@ Benchmarks (k_B = 1, mu = k = T = 1 unless given):
 * OU relaxation V = k x^2/2 from N(m0, s0^2)     (sec. 1.3);
 * tilted double well V = b (x^2-1)^2 - r t x from equilibrium, p(x, t) by Fokker-Planck.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from . import exact
-from .driven_potentials import (protocol_work, tilted_double_well_force,
-                                tilted_double_well_free_energy, tilted_double_well_potential)
-from .fokker_planck import boltzmann_density_1d, sample_grid_density, solve_fokker_planck_1d
+from .driven_potentials import (
+    protocol_work,
+    tilted_double_well_force,
+    tilted_double_well_free_energy,
+    tilted_double_well_potential,
+)
+from .fokker_planck import (
+    boltzmann_density_1d,
+    sample_grid_density,
+    solve_fokker_planck_1d,
+)
 from .langevin import euler_maruyama
 
 __all__ = ["run_dragged_trap", "run_ou_relaxation", "run_tilted_double_well"]
@@ -35,19 +44,34 @@ def _time_grid(t_final: float, dt: float) -> torch.Tensor:
 
 
 def _decompose(X, t, force, log_density, temperature):
-    from ..estimators.entropy_production import (medium_entropy_ito,
-                                                 medium_entropy_stratonovich, system_entropy)
+    from ..estimators.entropy_production import (
+        medium_entropy_ito,
+        medium_entropy_stratonovich,
+        system_entropy,
+    )
 
     system = system_entropy(X, t, log_density)
     medium = medium_entropy_stratonovich(X, t, force, temperature)
     medium_ito = medium_entropy_ito(X, t, force, temperature)
-    return {"system": system.numpy(), "medium": medium.numpy(), "medium_ito": medium_ito.numpy(),
-            "total": (system + medium).numpy(), "total_ito": (system + medium_ito).numpy()}
+    return {
+        "system": system.numpy(),
+        "medium": medium.numpy(),
+        "medium_ito": medium_ito.numpy(),
+        "total": (system + medium).numpy(),
+        "total_ito": (system + medium_ito).numpy(),
+    }
 
 
-def run_dragged_trap(n_traj: int, dt: float, seed: int, t_final: float = 2.0,
-                     stiffness: float = 1.0, mobility: float = 1.0, temperature: float = 1.0,
-                     velocity: float = 1.0) -> dict:
+def run_dragged_trap(
+    n_traj: int,
+    dt: float,
+    seed: int,
+    t_final: float = 2.0,
+    stiffness: float = 1.0,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+    velocity: float = 1.0,
+) -> dict:
     """Dragged harmonic trap from equilibrium: decomposition, work and closed forms.
 
     Returns
@@ -58,26 +82,45 @@ def run_dragged_trap(n_traj: int, dt: float, seed: int, t_final: float = 2.0,
     """
     g = torch.Generator().manual_seed(int(seed))
     t = _time_grid(t_final, dt)
-    x0 = torch.randn(n_traj, 1, generator=g, dtype=torch.float64) * (temperature / stiffness) ** 0.5
+    x0 = (
+        torch.randn(n_traj, 1, generator=g, dtype=torch.float64)
+        * (temperature / stiffness) ** 0.5
+    )
     force = lambda x, s: exact.dragged_trap_force(x, s, stiffness, velocity)  # noqa: E731
     X = euler_maruyama(force, x0, t, mobility, temperature, generator=g)
     logp = lambda x, s: exact.dragged_trap_log_density(  # noqa: E731
-        x, s, stiffness, mobility, temperature, velocity)
+        x, s, stiffness, mobility, temperature, velocity
+    )
     out = _decompose(X, t, force, logp, temperature)
     # d_t V(x, t) = -k v (x - v t)
-    out["work"] = protocol_work(X, t, lambda x, s: -stiffness * velocity * (x[:, 0] - velocity * s)
-                                ).numpy()
-    out.update(x_final=X[-1, :, 0].numpy(), delta_f=0.0,
-               expected_total=exact.dragged_trap_mean_entropy_production(
-                   t_final, stiffness, mobility, temperature, velocity),
-               expected_work=exact.dragged_trap_mean_work(t_final, stiffness, mobility, velocity),
-               expected_ito_bias=mobility * stiffness * t_final)
+    out["work"] = protocol_work(
+        X, t, lambda x, s: -stiffness * velocity * (x[:, 0] - velocity * s)
+    ).numpy()
+    out.update(
+        x_final=X[-1, :, 0].numpy(),
+        delta_f=0.0,
+        expected_total=exact.dragged_trap_mean_entropy_production(
+            t_final, stiffness, mobility, temperature, velocity
+        ),
+        expected_work=exact.dragged_trap_mean_work(
+            t_final, stiffness, mobility, velocity
+        ),
+        expected_ito_bias=mobility * stiffness * t_final,
+    )
     return out
 
 
-def run_ou_relaxation(n_traj: int, dt: float, seed: int, m0: float, s0_sq: float,
-                      t_final: float = 1.0, stiffness: float = 1.0, mobility: float = 1.0,
-                      temperature: float = 1.0) -> dict:
+def run_ou_relaxation(
+    n_traj: int,
+    dt: float,
+    seed: int,
+    m0: float,
+    s0_sq: float,
+    t_final: float = 1.0,
+    stiffness: float = 1.0,
+    mobility: float = 1.0,
+    temperature: float = 1.0,
+) -> dict:
     """Relaxation in a fixed trap from N(m0, s0_sq): decomposition and the KL closed form.
 
     ``expected_total`` = KL(p_0 || p_eq) - KL(p_t || p_eq). Also returns ``medium_seed``,
@@ -87,11 +130,12 @@ def run_ou_relaxation(n_traj: int, dt: float, seed: int, m0: float, s0_sq: float
     """
     g = torch.Generator().manual_seed(int(seed))
     t = _time_grid(t_final, dt)
-    x0 = m0 + s0_sq ** 0.5 * torch.randn(n_traj, 1, generator=g, dtype=torch.float64)
+    x0 = m0 + s0_sq**0.5 * torch.randn(n_traj, 1, generator=g, dtype=torch.float64)
     force = lambda x, s: -stiffness * x  # noqa: E731
     X = euler_maruyama(force, x0, t, mobility, temperature, generator=g)
     logp = lambda x, s: exact.ou_relaxation_log_density(  # noqa: E731
-        x, s, m0, s0_sq, stiffness, mobility, temperature)
+        x, s, m0, s0_sq, stiffness, mobility, temperature
+    )
     out = _decompose(X, t, force, logp, temperature)
     out["medium_seed"] = -out["medium"]
     out["total_seed"] = out["system"] + out["medium_seed"]
@@ -100,21 +144,36 @@ def run_ou_relaxation(n_traj: int, dt: float, seed: int, m0: float, s0_sq: float
     from ..estimators.entropy_production import medium_entropy_stratonovich
 
     def grad_log_p(x, s):
-        m, v = exact.ou_relaxation_moments(s, m0, s0_sq, stiffness, mobility, temperature)
+        m, v = exact.ou_relaxation_moments(
+            s, m0, s0_sq, stiffness, mobility, temperature
+        )
         return -(x - m) / v
 
     grad_term = medium_entropy_stratonovich(X, t, grad_log_p, 1.0).numpy()
     out["total_seed_rate"] = out["system"] + grad_term + out["medium_seed"]
-    out.update(x_final=X[-1, :, 0].numpy(), expected_total=exact.ou_relaxation_mean_entropy_production(
-        t_final, m0, s0_sq, stiffness, mobility, temperature),
-        expected_ito_bias=mobility * stiffness * t_final)
+    out.update(
+        x_final=X[-1, :, 0].numpy(),
+        expected_total=exact.ou_relaxation_mean_entropy_production(
+            t_final, m0, s0_sq, stiffness, mobility, temperature
+        ),
+        expected_ito_bias=mobility * stiffness * t_final,
+    )
     return out
 
 
-def run_tilted_double_well(n_traj: int, dt: float, seed: int, t_final: float = 2.0,
-                           barrier: float = 1.0, tilt_rate: float = 1.0,
-                           temperature: float = 1.0, mobility: float = 1.0,
-                           x_max: float = 4.0, n_cells: int = 800, n_out: int = 201) -> dict:
+def run_tilted_double_well(
+    n_traj: int,
+    dt: float,
+    seed: int,
+    t_final: float = 2.0,
+    barrier: float = 1.0,
+    tilt_rate: float = 1.0,
+    temperature: float = 1.0,
+    mobility: float = 1.0,
+    x_max: float = 4.0,
+    n_cells: int = 800,
+    n_out: int = 201,
+) -> dict:
     """Tilted double well from equilibrium, p(x, t) from the Fokker-Planck solver.
 
     The initial positions are drawn from the solver's own initial density (the cell-wise
@@ -131,12 +190,20 @@ def run_tilted_double_well(n_traj: int, dt: float, seed: int, t_final: float = 2
     rng = np.random.default_rng(int(seed))
     t = _time_grid(t_final, dt)
     edges = np.linspace(-x_max, x_max, n_cells + 1)
-    p0 = boltzmann_density_1d(lambda x: tilted_double_well_potential(x, 0.0, barrier, tilt_rate),
-                              edges, temperature)
+    p0 = boltzmann_density_1d(
+        lambda x: tilted_double_well_potential(x, 0.0, barrier, tilt_rate),
+        edges,
+        temperature,
+    )
     fp = solve_fokker_planck_1d(
-        lambda x, s: tilted_double_well_force(x, s, barrier, tilt_rate), edges, p0,
-        np.linspace(0.0, t_final, n_out), mobility=mobility, temperature=temperature,
-        dt=min(float(dt) * 5, t_final / (n_out - 1)))
+        lambda x, s: tilted_double_well_force(x, s, barrier, tilt_rate),
+        edges,
+        p0,
+        np.linspace(0.0, t_final, n_out),
+        mobility=mobility,
+        temperature=temperature,
+        dt=min(float(dt) * 5, t_final / (n_out - 1)),
+    )
     x0 = torch.as_tensor(sample_grid_density(edges, p0, n_traj, rng))[:, None]
     force = lambda x, s: tilted_double_well_force(x, s, barrier, tilt_rate)  # noqa: E731
 
@@ -150,9 +217,20 @@ def run_tilted_double_well(n_traj: int, dt: float, seed: int, t_final: float = 2
     f1 = tilted_double_well_free_energy(t_final, barrier, tilt_rate, temperature)
     # ensemble average of Delta s_tot from the density: Delta S_shannon + <Q>/T,
     # Q = W - Delta V with <Delta V> from the FP densities
-    v0 = (fp.p[0] * tilted_double_well_potential(fp.x, 0.0, barrier, tilt_rate)).sum() * fp.h
-    v1 = (fp.p[-1] * tilted_double_well_potential(fp.x, t_final, barrier, tilt_rate)).sum() * fp.h
+    v0 = (
+        fp.p[0] * tilted_double_well_potential(fp.x, 0.0, barrier, tilt_rate)
+    ).sum() * fp.h
+    v1 = (
+        fp.p[-1] * tilted_double_well_potential(fp.x, t_final, barrier, tilt_rate)
+    ).sum() * fp.h
     S = fp.shannon_entropy()
-    out.update(x_final=X[-1, :, 0].numpy(), delta_f=f1 - f0, fp=fp, edges=edges,
-               fp_total_mean=float(S[-1] - S[0] + (out["work"].mean() - (v1 - v0)) / temperature))
+    out.update(
+        x_final=X[-1, :, 0].numpy(),
+        delta_f=f1 - f0,
+        fp=fp,
+        edges=edges,
+        fp_total_mean=float(
+            S[-1] - S[0] + (out["work"].mean() - (v1 - v0)) / temperature
+        ),
+    )
     return out

@@ -31,6 +31,7 @@ from a few hundred replicas.  This module makes the approximation explicit:
 All of this is an estimate: the projection drops P - k directions, the noise is treated as
 state-independent and Gaussian, and the gradient is only seen at the recorded times.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,15 +41,27 @@ import torch
 
 from ..runtime import progress
 
-__all__ = ["record_ensemble_trajectory", "record_distance_from_init", "top_variance_subspace", "gaussian_fit_log_density",
-           "subspace_entropy_production"]
+__all__ = [
+    "record_ensemble_trajectory",
+    "record_distance_from_init",
+    "top_variance_subspace",
+    "gaussian_fit_log_density",
+    "subspace_entropy_production",
+]
 
 
-def record_ensemble_trajectory(trainer, n_steps: int, record_every: int, *,
-                               with_grad: bool = True, coords=None,
-                               grad_examples: int | None = None, seed: int = 0,
-                               desc: str = "SGD ensemble") -> dict:
-    """Train an :class:`~thermo_nb.dynamics.ensemble.EnsembleTrainer` and record snapshots.
+def record_ensemble_trajectory(
+    trainer,
+    n_steps: int,
+    record_every: int,
+    *,
+    with_grad: bool = True,
+    coords=None,
+    grad_examples: int | None = None,
+    seed: int = 0,
+    desc: str = "SGD ensemble",
+) -> dict:
+    """Train an :class:`~thermo_nb.training.ensemble.EnsembleTrainer` and record snapshots.
 
     Parameters
     ----------
@@ -72,17 +85,26 @@ def record_ensemble_trajectory(trainer, n_steps: int, record_every: int, *,
     ``diverged (M,)`` bool, and ``lr (M,)``.
     """
     if n_steps < 1 or record_every < 1 or n_steps % record_every:
-        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of record_every "
-                         f"({record_every})")
+        raise ValueError(
+            f"n_steps ({n_steps}) must be a positive multiple of record_every "
+            f"({record_every})"
+        )
     thetas, grads, losses, steps = [], [], [], []
 
-    idx = None if coords is None else torch.as_tensor(np.asarray(coords), dtype=torch.long)
+    idx = (
+        None
+        if coords is None
+        else torch.as_tensor(np.asarray(coords), dtype=torch.long)
+    )
     n_data = trainer.x.shape[0]
     if grad_examples is None or grad_examples <= 0 or grad_examples >= n_data:
         gx = gy = None
     else:
-        sub = torch.as_tensor(np.sort(np.random.default_rng(seed).choice(n_data, grad_examples,
-                                                                         replace=False)))
+        sub = torch.as_tensor(
+            np.sort(
+                np.random.default_rng(seed).choice(n_data, grad_examples, replace=False)
+            )
+        )
         sub = sub.to(trainer.x.device)
         gx, gy = trainer.x[sub], trainer.y[sub]
 
@@ -102,9 +124,13 @@ def record_ensemble_trajectory(trainer, n_steps: int, record_every: int, *,
         trainer.step()
         if (i + 1) % record_every == 0:
             snap()
-    out = {"steps": np.array(steps), "theta": np.stack(thetas), "loss": np.stack(losses),
-           "diverged": trainer.diverged.cpu().numpy().copy(),
-           "lr": trainer.lr.double().cpu().numpy().copy()}
+    out = {
+        "steps": np.array(steps),
+        "theta": np.stack(thetas),
+        "loss": np.stack(losses),
+        "diverged": trainer.diverged.cpu().numpy().copy(),
+        "lr": trainer.lr.double().cpu().numpy().copy(),
+    }
     if with_grad:
         out["grad"] = np.stack(grads)
     return out
@@ -130,8 +156,10 @@ def top_variance_subspace(theta, k: int) -> np.ndarray:
     if not (1 <= k <= min(K * (M - 1), P)):
         raise ValueError(f"k must be in [1, {min(K * (M - 1), P)}], got {k}")
     if M < k + 2:
-        raise ValueError(f"need at least k + 2 = {k + 2} replicas for a k-dim Gaussian fit, "
-                         f"got M = {M}")
+        raise ValueError(
+            f"need at least k + 2 = {k + 2} replicas for a k-dim Gaussian fit, "
+            f"got M = {M}"
+        )
     X = (theta - theta.mean(axis=1, keepdims=True)).reshape(K * M, P)
     _, _, vt = np.linalg.svd(X, full_matrices=False)
     return vt[:k].T.copy()
@@ -154,7 +182,11 @@ def gaussian_fit_log_density(z, ridge: float = 1e-9) -> tuple:
     L = np.linalg.cholesky(C)
     r = np.linalg.solve(L, (z - m).T)
     logdet = 2 * np.log(np.diag(L)).sum()
-    return -0.5 * (r * r).sum(axis=0) - 0.5 * logdet - 0.5 * k * math.log(2 * math.pi), m, C
+    return (
+        -0.5 * (r * r).sum(axis=0) - 0.5 * logdet - 0.5 * k * math.log(2 * math.pi),
+        m,
+        C,
+    )
 
 
 def subspace_entropy_production(theta, grad, lr, record_every: int, basis) -> dict:
@@ -188,36 +220,52 @@ def subspace_entropy_production(theta, grad, lr, record_every: int, basis) -> di
     grad = np.asarray(grad, dtype=np.float64)
     U = np.asarray(basis, dtype=np.float64)
     if theta.shape != grad.shape or theta.ndim != 3:
-        raise ValueError(f"theta and grad must share a shape (K+1, M, P), got {theta.shape} "
-                         f"and {grad.shape}")
+        raise ValueError(
+            f"theta and grad must share a shape (K+1, M, P), got {theta.shape} "
+            f"and {grad.shape}"
+        )
     if U.ndim != 2 or U.shape[0] != theta.shape[2]:
-        raise ValueError(f"basis must have shape (P={theta.shape[2]}, k), got {U.shape}")
+        raise ValueError(
+            f"basis must have shape (P={theta.shape[2]}, k), got {U.shape}"
+        )
     if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(grad))):
         raise ValueError("theta and grad must be finite (drop diverged replicas first)")
     if record_every < 1:
         raise ValueError(f"record_every must be >= 1, got {record_every}")
     K1, M, P = theta.shape
-    k = U.shape[1]
     eta = np.broadcast_to(np.asarray(lr, dtype=np.float64), (M,))
-    z = theta @ U                                   # (K+1, M, k)
-    a = -eta[None, :, None] * (grad @ U)            # drift per step at the snapshots
+    z = theta @ U  # (K+1, M, k)
+    a = -eta[None, :, None] * (grad @ U)  # drift per step at the snapshots
     abar = 0.5 * (a[1:] + a[:-1])
     dz = z[1:] - z[:-1]
-    eps = dz - record_every * a[:-1]               # pre-point (Euler) residual: unbiased at r = 1
+    eps = dz - record_every * a[:-1]  # pre-point (Euler) residual: unbiased at r = 1
     Q = np.einsum("kmi,kmj->ij", eps, eps) / (record_every * eps.shape[0] * M)
     Qi = np.linalg.inv(Q)
     inc = 2.0 * np.einsum("kmi,ij,kmj->km", abar, Qi, dz)
     s_med = np.concatenate([np.zeros((1, M)), np.cumsum(inc, axis=0)])
     s_sys = np.stack([-gaussian_fit_log_density(z[t])[0] for t in range(K1)])
     d_sys = s_sys[-1] - s_sys[0]
-    return {"delta_s_sys": d_sys, "delta_s_medium": s_med[-1], "delta_s_tot": d_sys + s_med[-1],
-            "s_sys_path": s_sys, "s_medium_path": s_med, "Q": Q, "z": z}
+    return {
+        "delta_s_sys": d_sys,
+        "delta_s_medium": s_med[-1],
+        "delta_s_tot": d_sys + s_med[-1],
+        "s_sys_path": s_sys,
+        "s_medium_path": s_med,
+        "Q": Q,
+        "z": z,
+    }
 
 
-def record_distance_from_init(trainer, n_steps: int, n_records: int = 40, *,
-                              desc: str = "long SGD run", cache=None,
-                              name: str = "distance_from_init", params: "dict | None" = None,
-                              ) -> dict:
+def record_distance_from_init(
+    trainer,
+    n_steps: int,
+    n_records: int = 40,
+    *,
+    desc: str = "long SGD run",
+    cache=None,
+    name: str = "distance_from_init",
+    params: "dict | None" = None,
+) -> dict:
     """Train and record R_m(t) = ||theta_m(t) - theta_m(0)|| at log-spaced steps.
 
     Parameters
@@ -238,14 +286,21 @@ def record_distance_from_init(trainer, n_steps: int, n_records: int = 40, *,
     from ..runtime import ResultCache, run_resumable
 
     if n_steps < 10 or n_records < 4:
-        raise ValueError(f"need n_steps >= 10 and n_records >= 4, got {n_steps}, {n_records}")
+        raise ValueError(
+            f"need n_steps >= 10 and n_records >= 4, got {n_steps}, {n_records}"
+        )
     rec = np.unique(np.round(np.geomspace(1, n_steps, n_records)).astype(int))
     bar = progress(total=n_steps, desc=desc)
     synced = [False]  # the trainer holds the state's parameters (False after a resume)
 
     def init():
-        return {"trainer": trainer.state_dict(), "theta0": trainer.flat_params().clone(),
-                "done": 0, "R": [], "loss": []}
+        return {
+            "trainer": trainer.state_dict(),
+            "theta0": trainer.flat_params().clone(),
+            "done": 0,
+            "R": [],
+            "loss": [],
+        }
 
     def advance(state, i):
         if not synced[0]:
@@ -256,8 +311,13 @@ def record_distance_from_init(trainer, n_steps: int, n_records: int = 40, *,
             trainer.step()
             state["done"] += 1
             bar.update(1)
-        state["R"].append((trainer.flat_params() - state["theta0"].to(trainer.flat_params().device)
-                           ).norm(dim=1).double().cpu().numpy())
+        state["R"].append(
+            (trainer.flat_params() - state["theta0"].to(trainer.flat_params().device))
+            .norm(dim=1)
+            .double()
+            .cpu()
+            .numpy()
+        )
         state["loss"].append(trainer.full_loss().double().cpu().numpy())
         state["trainer"] = trainer.state_dict()
         return state
@@ -265,10 +325,22 @@ def record_distance_from_init(trainer, n_steps: int, n_records: int = 40, *,
     key = dict(params or {}, n_steps=n_steps, n_records=n_records)
     if cache is None:  # same code path, checkpoints off
         cache = ResultCache(".", enabled=False)
-    state = run_resumable(cache, name, key, init, advance, len(rec), checkpoint_every=1,
-                          show_progress=False)
+    state = run_resumable(
+        cache,
+        name,
+        key,
+        init,
+        advance,
+        len(rec),
+        checkpoint_every=1,
+        show_progress=False,
+    )
     if not synced[0]:  # finished result loaded from the cache
         trainer.load_state_dict(state["trainer"])
     bar.close()
-    return {"steps": rec, "R": np.stack(state["R"]), "loss": np.stack(state["loss"]),
-            "diverged": trainer.diverged.cpu().numpy().copy()}
+    return {
+        "steps": rec,
+        "R": np.stack(state["R"]),
+        "loss": np.stack(state["loss"]),
+        "diverged": trainer.diverged.cpu().numpy().copy(),
+    }

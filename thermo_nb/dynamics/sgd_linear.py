@@ -23,17 +23,24 @@ Everything about its entropy production is then Gaussian and exact:
 
 The probability current of the NESS is ``j(x) = (-A_c + D C^{-1}) x p(x)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
 
-__all__ = ["sgd_quadratic_linear_process", "discrete_lyapunov_covariance",
-           "linear_chain_entropy_production_per_step", "linear_sde_probability_current",
-           "simulate_linear_chain",
-           "linear_regression_gradient_noise_covariance", "commutator_norm",
-           "linear_regression_sgd", "linear_chain_mean_squared_distance",
-           "linear_chain_gaussian_moments"]
+__all__ = [
+    "sgd_quadratic_linear_process",
+    "discrete_lyapunov_covariance",
+    "linear_chain_entropy_production_per_step",
+    "linear_sde_probability_current",
+    "simulate_linear_chain",
+    "linear_regression_gradient_noise_covariance",
+    "commutator_norm",
+    "linear_regression_sgd",
+    "linear_chain_mean_squared_distance",
+    "linear_chain_gaussian_moments",
+]
 
 
 def _mat(name: str, M, d: int | None = None) -> np.ndarray:
@@ -77,7 +84,7 @@ def sgd_quadratic_linear_process(H, Sigma, lr: float, batch_size: int):
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     d = H.shape[0]
-    return np.eye(d) - lr * H, lr ** 2 * Sigma / batch_size
+    return np.eye(d) - lr * H, lr**2 * Sigma / batch_size
 
 
 def discrete_lyapunov_covariance(A, Q) -> np.ndarray:
@@ -94,8 +101,10 @@ def discrete_lyapunov_covariance(A, Q) -> np.ndarray:
     Q = _mat("Q", Q, A.shape[0])
     rho = np.max(np.abs(np.linalg.eigvals(A)))
     if rho >= 1:
-        raise ValueError(f"A must have spectral radius < 1 for a stationary state, got {rho:.4g}"
-                         " (flat directions diffuse freely; the lr may be above 2/lambda_max)")
+        raise ValueError(
+            f"A must have spectral radius < 1 for a stationary state, got {rho:.4g}"
+            " (flat directions diffuse freely; the lr may be above 2/lambda_max)"
+        )
     C = linalg.solve_discrete_lyapunov(A, Q)
     return 0.5 * (C + C.T)
 
@@ -131,8 +140,10 @@ def linear_chain_entropy_production_per_step(A, Q) -> float:
     A = _mat("A", A)
     Q = _mat("Q", Q, A.shape[0])
     if np.min(np.linalg.eigvalsh(0.5 * (Q + Q.T))) <= 0:
-        raise ValueError("Q must be positive definite (the EP is infinite in noiseless "
-                         "directions; project onto the noise support first)")
+        raise ValueError(
+            "Q must be positive definite (the EP is infinite in noiseless "
+            "directions; project onto the noise support first)"
+        )
     C = discrete_lyapunov_covariance(A, Q)
     d = A.shape[0]
     Gf = np.block([[C, C @ A.T], [A @ C, C]])
@@ -158,7 +169,9 @@ def linear_sde_probability_current(A, D, points) -> tuple[np.ndarray, np.ndarray
     D = _mat("D", D, A.shape[0])
     points = np.asarray(points, dtype=float)
     if points.ndim != 2 or points.shape[1] != A.shape[0]:
-        raise ValueError(f"points must have shape (n, {A.shape[0]}), got {points.shape}")
+        raise ValueError(
+            f"points must have shape (n, {A.shape[0]}), got {points.shape}"
+        )
     C = linalg.solve_continuous_lyapunov(A, 2 * D)
     C = 0.5 * (C + C.T)
     Ci = np.linalg.inv(C)
@@ -169,8 +182,15 @@ def linear_sde_probability_current(A, D, points) -> tuple[np.ndarray, np.ndarray
     return p, v * p[:, None]
 
 
-def simulate_linear_chain(A, Q, x0, n_steps: int, generator: np.random.Generator,
-                          record_every: int = 1, record_at=None) -> np.ndarray:
+def simulate_linear_chain(
+    A,
+    Q,
+    x0,
+    n_steps: int,
+    generator: np.random.Generator,
+    record_every: int = 1,
+    record_at=None,
+) -> np.ndarray:
     """Simulate ``x_{k+1} = A x_k + N(0, Q)`` for an ensemble.
 
     Parameters
@@ -203,7 +223,9 @@ def simulate_linear_chain(A, Q, x0, n_steps: int, generator: np.random.Generator
     out = [x.copy()] if keep is None or 0 in keep else []
     for k in range(n_steps):
         x = x @ A.T + generator.standard_normal(x.shape) @ L.T
-        if (keep is None and (k + 1) % record_every == 0) or (keep is not None and k + 1 in keep):
+        if (keep is None and (k + 1) % record_every == 0) or (
+            keep is not None and k + 1 in keep
+        ):
             out.append(x.copy())
     return np.stack(out)
 
@@ -232,10 +254,10 @@ def linear_chain_mean_squared_distance(a, q, s0_sq: float, steps) -> np.ndarray:
     t = np.asarray(steps, dtype=float)[:, None]
     if np.any(np.abs(a) > 1) or np.any(q < 0) or s0_sq < 0 or np.any(t < 0):
         raise ValueError("need |a| <= 1, q >= 0, s0_sq >= 0 and steps >= 0")
-    at = a ** t
+    at = a**t
     flat = np.isclose(a, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        stiff = np.where(flat, q * t, q * (1 - at ** 2) / (1 - a ** 2))
+        stiff = np.where(flat, q * t, q * (1 - at**2) / (1 - a**2))
     return ((at - 1) ** 2 * s0_sq + stiff).sum(axis=1)
 
 
@@ -258,8 +280,10 @@ def linear_regression_gradient_noise_covariance(features, targets, theta) -> np.
     y = np.asarray(targets, dtype=float)
     th = np.asarray(theta, dtype=float)
     if Xf.ndim != 2 or y.shape != (Xf.shape[0],) or th.shape != (Xf.shape[1],):
-        raise ValueError(f"shapes must be features (N, d), targets (N,), theta (d,); got "
-                         f"{Xf.shape}, {y.shape}, {th.shape}")
+        raise ValueError(
+            f"shapes must be features (N, d), targets (N,), theta (d,); got "
+            f"{Xf.shape}, {y.shape}, {th.shape}"
+        )
     g = Xf * (Xf @ th - y)[:, None]
     gm = g.mean(axis=0)
     return g.T @ g / Xf.shape[0] - np.outer(gm, gm)
@@ -273,9 +297,16 @@ def commutator_norm(H, Sigma) -> float:
     return float(np.linalg.norm(c) / (np.linalg.norm(H) * np.linalg.norm(Sigma)))
 
 
-def linear_regression_sgd(features, targets, theta0, lr: float, batch_size: int,
-                          n_steps: int, generator: np.random.Generator,
-                          record_every: int = 1) -> np.ndarray:
+def linear_regression_sgd(
+    features,
+    targets,
+    theta0,
+    lr: float,
+    batch_size: int,
+    n_steps: int,
+    generator: np.random.Generator,
+    record_every: int = 1,
+) -> np.ndarray:
     """Plain minibatch SGD on ``L = (1/2N) sum_i (x_i^T theta - y_i)^2`` for many replicas.
 
     Each replica draws its own minibatch of ``batch_size`` indices with replacement at every
@@ -295,16 +326,23 @@ def linear_regression_sgd(features, targets, theta0, lr: float, batch_size: int,
     Xf = np.asarray(features, dtype=float)
     y = np.asarray(targets, dtype=float)
     th = np.array(theta0, dtype=float)
-    if Xf.ndim != 2 or y.shape != (Xf.shape[0],) or th.ndim != 2 or th.shape[1] != Xf.shape[1]:
-        raise ValueError(f"shapes must be features (N, d), targets (N,), theta0 (n_rep, d); got "
-                         f"{Xf.shape}, {y.shape}, {th.shape}")
+    if (
+        Xf.ndim != 2
+        or y.shape != (Xf.shape[0],)
+        or th.ndim != 2
+        or th.shape[1] != Xf.shape[1]
+    ):
+        raise ValueError(
+            f"shapes must be features (N, d), targets (N,), theta0 (n_rep, d); got "
+            f"{Xf.shape}, {y.shape}, {th.shape}"
+        )
     if not lr > 0 or batch_size < 1 or n_steps < 1 or record_every < 1:
         raise ValueError("lr must be > 0 and batch_size, n_steps, record_every >= 1")
     out = [th.copy()]
     n_rep = th.shape[0]
     for k in range(n_steps):
         idx = generator.integers(0, Xf.shape[0], size=(n_rep, batch_size))
-        xb = Xf[idx]                                    # (n_rep, B, d)
+        xb = Xf[idx]  # (n_rep, B, d)
         resid = np.einsum("rbd,rd->rb", xb, th) - y[idx]
         th = th - lr * np.einsum("rbd,rb->rd", xb, resid) / batch_size
         if (k + 1) % record_every == 0:
@@ -312,7 +350,9 @@ def linear_regression_sgd(features, targets, theta0, lr: float, batch_size: int,
     return np.stack(out)
 
 
-def linear_chain_gaussian_moments(A, Q, m0, C0, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def linear_chain_gaussian_moments(
+    A, Q, m0, C0, n_steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact density of ``x_k`` for ``x' = A x + N(0, Q)`` from ``x_0 ~ N(m0, C0)``.
 
     ``m_{k+1} = A m_k``, ``C_{k+1} = A C_k A^T + Q``: p_k = N(m_k, C_k), the density that

@@ -25,27 +25,36 @@ simulated and evaluated in chunks of trajectories and the results concatenated (
 reference note (Sec. 1.1); his equation numbers are not given here because they were not
 checked against the paper's text.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ..dynamics.langevin import _per_coordinate
+from .._validation import per_coordinate, positive_float, positive_int
 from ..runtime import progress, resolve_device
 
 __all__ = [
     "EntropyProduction",
-    "medium_entropy_stratonovich", "medium_entropy_ito", "system_entropy",
-    "total_entropy_production", "ift_average", "medium_entropy_kernel_ratio",
-    "linear_sde_stationary_covariance", "linear_sde_entropy_production_rate",
-    "tur_entropy_production_rate", "neep_entropy_production_rate",
+    "medium_entropy_stratonovich",
+    "medium_entropy_ito",
+    "system_entropy",
+    "total_entropy_production",
+    "ift_average",
+    "medium_entropy_kernel_ratio",
+    "linear_sde_stationary_covariance",
+    "linear_sde_entropy_production_rate",
+    "tur_entropy_production_rate",
+    "neep_entropy_production_rate",
 ]
 
 
 # ------------------------------------------------------------------ input validation
+
 
 def _to_tensor(value, name: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
@@ -54,8 +63,10 @@ def _to_tensor(value, name: str) -> torch.Tensor:
         try:
             out = torch.from_numpy(np.asarray(value, dtype=np.float64))
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a numpy array or torch tensor, got "
-                             f"{type(value).__name__}") from None
+            raise ValueError(
+                f"{name} must be a numpy array or torch tensor, got "
+                f"{type(value).__name__}"
+            ) from None
     if not torch.is_floating_point(out):
         out = out.to(torch.float64)
     return out
@@ -64,11 +75,15 @@ def _to_tensor(value, name: str) -> torch.Tensor:
 def _as_trajectories(X, name: str = "X", min_steps: int = 1) -> torch.Tensor:
     X = _to_tensor(X, name)
     if X.ndim != 3:
-        raise ValueError(f"{name} must have shape (n_steps + 1, n_traj, d), got shape "
-                         f"{tuple(X.shape)} (for one coordinate use X[..., None])")
+        raise ValueError(
+            f"{name} must have shape (n_steps + 1, n_traj, d), got shape "
+            f"{tuple(X.shape)} (for one coordinate use X[..., None])"
+        )
     if X.shape[0] < min_steps + 1 or X.shape[1] < 1 or X.shape[2] < 1:
-        raise ValueError(f"{name} must hold at least {min_steps + 1} time points, one trajectory "
-                         f"and one coordinate, got shape {tuple(X.shape)}")
+        raise ValueError(
+            f"{name} must hold at least {min_steps + 1} time points, one trajectory "
+            f"and one coordinate, got shape {tuple(X.shape)}"
+        )
     if not torch.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return X
@@ -77,46 +92,41 @@ def _as_trajectories(X, name: str = "X", min_steps: int = 1) -> torch.Tensor:
 def _as_times(t, n_points: int) -> list[float]:
     t = _to_tensor(t, "t")
     if t.ndim != 1 or t.shape[0] != n_points:
-        raise ValueError(f"t must have shape (n_steps + 1,) = ({n_points},) to match X, got "
-                         f"shape {tuple(t.shape)}")
+        raise ValueError(
+            f"t must have shape (n_steps + 1,) = ({n_points},) to match X, got "
+            f"shape {tuple(t.shape)}"
+        )
     if not torch.isfinite(t).all() or not (t[1:] > t[:-1]).all():
         raise ValueError("t must be finite and strictly increasing")
     return t.to(torch.float64).tolist()
 
 
-def _check_callable_output(out, expected_shape, name: str, like: "torch.Tensor | None" = None
-                           ) -> torch.Tensor:
+def _check_callable_output(
+    out, expected_shape, name: str, like: "torch.Tensor | None" = None
+) -> torch.Tensor:
     if isinstance(out, np.ndarray) and like is not None:
         out = torch.as_tensor(out, dtype=like.dtype, device=like.device)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(expected_shape):
-        raise ValueError(f"{name} must return a tensor of shape {tuple(expected_shape)}, got "
-                         f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
+        raise ValueError(
+            f"{name} must return a tensor of shape {tuple(expected_shape)}, got "
+            f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}"
+        )
     if not torch.isfinite(out).all():
         raise ValueError(f"{name} returned NaN or infinite values")
     return out
 
 
-def _positive_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _positive_float(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
 # ---------------------------------------------------------- trajectory decomposition
+
 
 def _medium_entropy(X, t, force, temperature, rule: str) -> torch.Tensor:
     if not callable(force):
-        raise ValueError("force must be a callable force(x, t) -> tensor of the shape of x")
+        raise ValueError(
+            "force must be a callable force(x, t) -> tensor of the shape of x"
+        )
     X = _as_trajectories(X)
     times = _as_times(t, X.shape[0])
-    T = _per_coordinate(temperature, "temperature", X.shape[2], X)
+    T = per_coordinate(temperature, "temperature", X.shape[2], X)
     total = torch.zeros(X.shape[1], dtype=X.dtype, device=X.device)
     for i in range(X.shape[0] - 1):
         if rule == "midpoint":
@@ -237,14 +247,18 @@ def system_entropy(X, t, log_density: Callable) -> torch.Tensor:
     tensor([0., 0., 0.], dtype=torch.float64)
     """
     if not callable(log_density):
-        raise ValueError("log_density must be a callable log_density(x, t) -> tensor (n_traj,)")
+        raise ValueError(
+            "log_density must be a callable log_density(x, t) -> tensor (n_traj,)"
+        )
     X = _as_trajectories(X)
     times = _as_times(t, X.shape[0])
     shape = (X.shape[1],)
-    lp0 = _check_callable_output(log_density(X[0], times[0]), shape, "log_density(x, t)",
-                                 like=X)
-    lpN = _check_callable_output(log_density(X[-1], times[-1]), shape, "log_density(x, t)",
-                                 like=X)
+    lp0 = _check_callable_output(
+        log_density(X[0], times[0]), shape, "log_density(x, t)", like=X
+    )
+    lpN = _check_callable_output(
+        log_density(X[-1], times[-1]), shape, "log_density(x, t)", like=X
+    )
     return lp0 - lpN
 
 
@@ -259,8 +273,14 @@ class EntropyProduction(NamedTuple):
     """Delta s_tot = system + medium."""
 
 
-def total_entropy_production(X, t, force: Callable, log_density: Callable, temperature=1.0,
-                             convention: str = "stratonovich") -> EntropyProduction:
+def total_entropy_production(
+    X,
+    t,
+    force: Callable,
+    log_density: Callable,
+    temperature=1.0,
+    convention: str = "stratonovich",
+) -> EntropyProduction:
     """Seifert's decomposition Delta s_tot = Delta s + Delta s_m for each trajectory, nats.
 
     Parameters
@@ -306,7 +326,9 @@ def total_entropy_production(X, t, force: Callable, log_density: Callable, tempe
     elif convention == "ito":
         medium = medium_entropy_ito(X, t, force, temperature)
     else:
-        raise ValueError(f"convention must be 'stratonovich' or 'ito', got {convention!r}")
+        raise ValueError(
+            f"convention must be 'stratonovich' or 'ito', got {convention!r}"
+        )
     system = system_entropy(X, t, log_density).to(medium.dtype)
     return EntropyProduction(system=system, medium=medium, total=system + medium)
 
@@ -344,10 +366,12 @@ def ift_average(delta_s_tot, n_batches: int = 20) -> tuple[float, float]:
     """
     s = _to_tensor(delta_s_tot, "delta_s_tot")
     if s.ndim != 1:
-        raise ValueError(f"delta_s_tot must be 1-D (n_traj,), got shape {tuple(s.shape)}")
+        raise ValueError(
+            f"delta_s_tot must be 1-D (n_traj,), got shape {tuple(s.shape)}"
+        )
     if not torch.isfinite(s).all():
         raise ValueError("delta_s_tot contains NaN or infinite values")
-    n_batches = _positive_int(n_batches, "n_batches", low=2)
+    n_batches = positive_int(n_batches, "n_batches", low=2)
     n = s.shape[0]
     if n < n_batches:
         raise ValueError(f"need at least n_batches={n_batches} trajectories, got {n}")
@@ -362,6 +386,7 @@ def ift_average(delta_s_tot, n_batches: int = 20) -> tuple[float, float]:
 
 # ----------------------------------------------------------------- discrete time
 
+
 def _precision_matrix(cov, d: int, like: torch.Tensor) -> torch.Tensor:
     C = _to_tensor(cov, "step_cov").to(dtype=like.dtype, device=like.device)
     if C.ndim == 0 or (C.ndim == 1 and C.shape[0] == 1):
@@ -369,17 +394,21 @@ def _precision_matrix(cov, d: int, like: torch.Tensor) -> torch.Tensor:
     elif C.ndim == 1 and C.shape[0] == d:
         C = torch.diag(C)
     elif not (C.ndim == 2 and C.shape == (d, d)):
-        raise ValueError(f"step_cov must be a scalar, a vector of length d={d} (diagonal) or a "
-                         f"(d, d) matrix, got shape {tuple(C.shape)}")
+        raise ValueError(
+            f"step_cov must be a scalar, a vector of length d={d} (diagonal) or a "
+            f"(d, d) matrix, got shape {tuple(C.shape)}"
+        )
     if not torch.isfinite(C).all():
         raise ValueError("step_cov contains NaN or infinite values")
     if not torch.allclose(C, C.T, rtol=1e-10, atol=1e-12):
         raise ValueError("step_cov must be symmetric")
     eig = torch.linalg.eigvalsh(C)
     if (eig <= 0).any():
-        raise ValueError(f"step_cov must be positive definite (smallest eigenvalue "
-                         f"{float(eig.min()):.3g}); with singular noise the kernel ratio, hence "
-                         "the medium entropy, is undefined: project onto the noise support")
+        raise ValueError(
+            f"step_cov must be positive definite (smallest eigenvalue "
+            f"{float(eig.min()):.3g}); with singular noise the kernel ratio, hence "
+            "the medium entropy, is undefined: project onto the noise support"
+        )
     return torch.linalg.inv(C)
 
 
@@ -427,7 +456,9 @@ def medium_entropy_kernel_ratio(X, step_mean: Callable, step_cov) -> torch.Tenso
     tensor([-0.4750])
     """
     if not callable(step_mean):
-        raise ValueError("step_mean must be a callable step_mean(x, n) -> tensor of x's shape")
+        raise ValueError(
+            "step_mean must be a callable step_mean(x, n) -> tensor of x's shape"
+        )
     X = _as_trajectories(X)
     d = X.shape[2]
     P_fixed = None if callable(step_cov) else _precision_matrix(step_cov, d, X)
@@ -435,13 +466,18 @@ def medium_entropy_kernel_ratio(X, step_mean: Callable, step_cov) -> torch.Tenso
     for n in range(X.shape[0] - 1):
         P = P_fixed if P_fixed is not None else _precision_matrix(step_cov(n), d, X)
         x, x_next = X[n], X[n + 1]
-        r_f = x_next - _check_callable_output(step_mean(x, n), x.shape, "step_mean(x, n)")
-        r_b = x - _check_callable_output(step_mean(x_next, n), x.shape, "step_mean(x, n)")
+        r_f = x_next - _check_callable_output(
+            step_mean(x, n), x.shape, "step_mean(x, n)"
+        )
+        r_b = x - _check_callable_output(
+            step_mean(x_next, n), x.shape, "step_mean(x, n)"
+        )
         total += 0.5 * (((r_b @ P) * r_b).sum(-1) - ((r_f @ P) * r_f).sum(-1))
     return total
 
 
 # ------------------------------------------------------------ linear steady states
+
 
 def _square_matrix(M, name: str) -> np.ndarray:
     if isinstance(M, torch.Tensor):
@@ -459,17 +495,23 @@ def _square_matrix(M, name: str) -> np.ndarray:
 def _checked_linear_sde(A, D) -> tuple[np.ndarray, np.ndarray]:
     A, D = _square_matrix(A, "A"), _square_matrix(D, "D")
     if A.shape != D.shape:
-        raise ValueError(f"A and D must have the same shape, got {A.shape} and {D.shape}")
+        raise ValueError(
+            f"A and D must have the same shape, got {A.shape} and {D.shape}"
+        )
     if not np.allclose(D, D.T, rtol=1e-10, atol=1e-12):
         raise ValueError("D must be symmetric")
     eig_d = np.linalg.eigvalsh(D)
     if eig_d.min() <= 0:
-        raise ValueError(f"D must be positive definite (smallest eigenvalue {eig_d.min():.3g}); "
-                         "with singular noise (as for minibatch SGD) the entropy production is "
-                         "undefined or infinite in the noiseless directions")
+        raise ValueError(
+            f"D must be positive definite (smallest eigenvalue {eig_d.min():.3g}); "
+            "with singular noise (as for minibatch SGD) the entropy production is "
+            "undefined or infinite in the noiseless directions"
+        )
     if np.linalg.eigvals(A).real.min() <= 0:
-        raise ValueError("A must be stable (all eigenvalues with positive real part) for a "
-                         "steady state of dx = -A x dt + sqrt(2D) dW to exist")
+        raise ValueError(
+            "A must be stable (all eigenvalues with positive real part) for a "
+            "steady state of dx = -A x dt + sqrt(2D) dW to exist"
+        )
     return A, D
 
 
@@ -552,6 +594,7 @@ def linear_sde_entropy_production_rate(A, D) -> float:
 
 # ---------------------------------------------------------- estimators from data
 
+
 def _pair_views(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flattened (x_n, x_{n+1}) pairs, each of shape (n_steps * n_traj, d)."""
     d = X.shape[2]
@@ -567,8 +610,9 @@ def _polynomial_basis(x: torch.Tensor, degree: int) -> torch.Tensor:
     return torch.cat(cols, dim=1)
 
 
-def tur_entropy_production_rate(X, dt: float, degree: int = 1,
-                                chunk_size: int = 262_144) -> float:
+def tur_entropy_production_rate(
+    X, dt: float, degree: int = 1, chunk_size: int = 262_144
+) -> float:
     """Short-time TUR estimate of a steady-state entropy production rate (nats per unit time).
 
     Parameters
@@ -619,23 +663,25 @@ def tur_entropy_production_rate(X, dt: float, degree: int = 1,
     >>> rate = tur_entropy_production_rate(X[500:], 0.01)  # closed form: 8
     """
     X = _as_trajectories(X)
-    dt = _positive_float(dt, "dt")
+    dt = positive_float(dt, "dt")
     if degree not in (1, 2):
         raise ValueError(f"degree must be 1 or 2, got {degree!r}")
-    chunk_size = _positive_int(chunk_size, "chunk_size")
+    chunk_size = positive_int(chunk_size, "chunk_size")
     d = X.shape[2]
     n_basis = 1 + d + (d * (d + 1) // 2 if degree == 2 else 0)
     n_features = d * n_basis
     x_prev, x_next = _pair_views(X)
     n_pairs = x_prev.shape[0]
     if n_pairs < 20 * n_features:
-        raise ValueError(f"too few transitions for the TUR estimate: {n_pairs} pairs for "
-                         f"{n_features} current features (need >= {20 * n_features})")
+        raise ValueError(
+            f"too few transitions for the TUR estimate: {n_pairs} pairs for "
+            f"{n_features} current features (need >= {20 * n_features})"
+        )
     s1 = torch.zeros(n_features, dtype=torch.float64, device=X.device)
     s2 = torch.zeros(n_features, n_features, dtype=torch.float64, device=X.device)
     for start in range(0, n_pairs, chunk_size):
-        a = x_prev[start:start + chunk_size].to(torch.float64)
-        b = x_next[start:start + chunk_size].to(torch.float64)
+        a = x_prev[start : start + chunk_size].to(torch.float64)
+        b = x_next[start : start + chunk_size].to(torch.float64)
         psi = _polynomial_basis(0.5 * (a + b), degree)
         phi = ((b - a)[:, :, None] * psi[:, None, :]).reshape(a.shape[0], n_features)
         s1 += phi.sum(0)
@@ -643,7 +689,8 @@ def tur_entropy_production_rate(X, dt: float, degree: int = 1,
     mu = s1 / n_pairs
     Sigma = (s2 - n_pairs * torch.outer(mu, mu)) / (n_pairs - 1)
     Sigma = Sigma + 1e-12 * torch.trace(Sigma) / n_features * torch.eye(
-        n_features, dtype=Sigma.dtype, device=Sigma.device)
+        n_features, dtype=Sigma.dtype, device=Sigma.device
+    )
     w = torch.linalg.solve(Sigma, mu)
     return float(2.0 * (mu @ w) / dt)
 
@@ -679,11 +726,20 @@ def _mlp(n_in: int, hidden: int, n_layers: int, n_out: int) -> torch.nn.Sequenti
     return torch.nn.Sequential(*layers)
 
 
-def neep_entropy_production_rate(X, dt: float, representation: str = "current",
-                                 hidden: int = 32, n_layers: int = 2, n_iter: int = 1000,
-                                 batch_size: int = 4096, lr: float = 1e-2,
-                                 test_fraction: float = 0.5, seed: int = 0, device=None,
-                                 progress_bar: "bool | None" = None) -> float:
+def neep_entropy_production_rate(
+    X,
+    dt: float,
+    representation: str = "current",
+    hidden: int = 32,
+    n_layers: int = 2,
+    n_iter: int = 1000,
+    batch_size: int = 4096,
+    lr: float = 1e-2,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    device=None,
+    progress_bar: "bool | None" = None,
+) -> float:
     """NEEP estimate of a steady-state entropy production rate (nats per unit time).
 
     Parameters
@@ -751,27 +807,32 @@ def neep_entropy_production_rate(X, dt: float, representation: str = "current",
     >>> rate = neep_entropy_production_rate(X, 0.1, n_iter=100)   # close to 0
     """
     X = _as_trajectories(X)
-    dt = _positive_float(dt, "dt")
+    dt = positive_float(dt, "dt")
     if representation not in ("current", "pair"):
-        raise ValueError(f"representation must be 'current' or 'pair', got {representation!r}")
-    hidden = _positive_int(hidden, "hidden")
-    n_layers = _positive_int(n_layers, "n_layers")
-    n_iter = _positive_int(n_iter, "n_iter")
-    batch_size = _positive_int(batch_size, "batch_size")
-    lr = _positive_float(lr, "lr")
-    seed = _positive_int(seed, "seed", low=0)
-    if isinstance(test_fraction, bool) or not (isinstance(test_fraction, (float, int))
-                                               and 0.0 < test_fraction < 1.0):
+        raise ValueError(
+            f"representation must be 'current' or 'pair', got {representation!r}"
+        )
+    hidden = positive_int(hidden, "hidden")
+    n_layers = positive_int(n_layers, "n_layers")
+    n_iter = positive_int(n_iter, "n_iter")
+    batch_size = positive_int(batch_size, "batch_size")
+    lr = positive_float(lr, "lr")
+    seed = positive_int(seed, "seed", low=0)
+    if isinstance(test_fraction, bool) or not (
+        isinstance(test_fraction, (float, int)) and 0.0 < test_fraction < 1.0
+    ):
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
     n_traj, d = X.shape[1], X.shape[2]
     n_test = int(round(test_fraction * n_traj))
     if n_test < 1 or n_traj - n_test < 1:
-        raise ValueError(f"need at least one training and one test trajectory: n_traj={n_traj}, "
-                         f"test_fraction={test_fraction}")
+        raise ValueError(
+            f"need at least one training and one test trajectory: n_traj={n_traj}, "
+            f"test_fraction={test_fraction}"
+        )
     dev = X.device if device is None else resolve_device(device)
     X = X.to(device=dev, dtype=torch.float32)
     train_prev, train_next = _pair_views(X[:, : n_traj - n_test])
-    test_prev, test_next = _pair_views(X[:, n_traj - n_test:])
+    test_prev, test_next = _pair_views(X[:, n_traj - n_test :])
     loc = train_prev.mean(0)
     scale = train_prev.std(0).clamp_min(1e-12)
 
@@ -790,8 +851,12 @@ def neep_entropy_production_rate(X, dt: float, representation: str = "current",
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_iter)
     if progress_bar is None:
         progress_bar = n_iter >= 2000
-    for _ in progress(range(n_iter), total=n_iter, desc="NEEP", disable=not progress_bar):
-        idx = torch.randint(0, n_pairs, (min(batch_size, n_pairs),), generator=gen).to(dev)
+    for _ in progress(
+        range(n_iter), total=n_iter, desc="NEEP", disable=not progress_bar
+    ):
+        idx = torch.randint(0, n_pairs, (min(batch_size, n_pairs),), generator=gen).to(
+            dev
+        )
         ds = net(train_prev[idx], train_next[idx])
         loss = (torch.exp(-ds) - ds).mean()  # minimise the negative NEEP objective
         opt.zero_grad(set_to_none=True)
@@ -801,8 +866,8 @@ def neep_entropy_production_rate(X, dt: float, representation: str = "current",
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, test_prev.shape[0], 262_144):
-            a = standardise(test_prev[start:start + 262_144])
-            b = standardise(test_next[start:start + 262_144])
+            a = standardise(test_prev[start : start + 262_144])
+            b = standardise(test_next[start : start + 262_144])
             total += float(net(a, b).to(torch.float64).sum())
             count += a.shape[0]
     return total / count / dt

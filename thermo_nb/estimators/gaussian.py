@@ -3,6 +3,7 @@
 These are the references the k-NN estimators of :mod:`thermo_nb.estimators.knn` are tested
 against, and the values chapters compare measured entropies with.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,9 @@ def _as_covariance(cov, name: str = "cov") -> np.ndarray:
         )
     if not np.all(np.isfinite(c)):
         raise ValueError(f"{name} must be finite (no NaN or inf entries)")
-    if not np.allclose(c, c.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(c).max()))):
+    if not np.allclose(
+        c, c.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(c).max()))
+    ):
         raise ValueError(f"{name} must be symmetric")
     return c
 
@@ -37,7 +40,9 @@ def _logdet_positive_definite(c: np.ndarray, name: str) -> float:
     try:
         chol = np.linalg.cholesky(c)
     except np.linalg.LinAlgError:
-        raise ValueError(f"{name} must be positive definite (Cholesky factorisation failed)") from None
+        raise ValueError(
+            f"{name} must be positive definite (Cholesky factorisation failed)"
+        ) from None
     return 2.0 * float(np.log(np.diag(chol)).sum())
 
 
@@ -74,7 +79,9 @@ def gaussian_entropy(cov) -> float:
     """
     c = _as_covariance(cov)
     d = c.shape[0]
-    return 0.5 * d * math.log(2.0 * math.pi * math.e) + 0.5 * _logdet_positive_definite(c, "cov")
+    return 0.5 * d * math.log(2.0 * math.pi * math.e) + 0.5 * _logdet_positive_definite(
+        c, "cov"
+    )
 
 
 def gaussian_mutual_info(cov, dims_x) -> float:
@@ -116,14 +123,24 @@ def gaussian_mutual_info(cov, dims_x) -> float:
     d = c.shape[0]
     if isinstance(dims_x, (int, np.integer)) and not isinstance(dims_x, bool):
         if not 1 <= dims_x < d:
-            raise ValueError(f"dims_x as an int must satisfy 1 <= dims_x < d = {d}, got {dims_x}")
+            raise ValueError(
+                f"dims_x as an int must satisfy 1 <= dims_x < d = {d}, got {dims_x}"
+            )
         ix = list(range(int(dims_x)))
     else:
         try:
             ix = sorted({int(i) for i in dims_x})  # type: ignore[union-attr]
         except TypeError:
-            raise ValueError(f"dims_x must be an int or a sequence of ints, got {dims_x!r}") from None
-        if len(ix) != len(list(dims_x)) or not ix or ix[0] < 0 or ix[-1] >= d or len(ix) == d:
+            raise ValueError(
+                f"dims_x must be an int or a sequence of ints, got {dims_x!r}"
+            ) from None
+        if (
+            len(ix) != len(list(dims_x))
+            or not ix
+            or ix[0] < 0
+            or ix[-1] >= d
+            or len(ix) == d
+        ):
             raise ValueError(
                 f"dims_x must list distinct indices in [0, {d}) leaving at least one index for "
                 f"Y, got {dims_x!r}"

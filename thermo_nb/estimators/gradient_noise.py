@@ -8,10 +8,12 @@ Conventions.  For a loss ``L(w) = E_x[l(w, x)]`` the per-example gradients ``g_x
 Gradients are in loss units per parameter unit (nats per unit of ``w`` for cross-entropy);
 ``B_simple`` is a number of examples.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -45,12 +47,18 @@ def _ratio(trace_sigma: float, g_norm2: float) -> float:
 
 
 def _as_float64_tensor(a, name: str, ndim: "int | None" = None) -> torch.Tensor:
-    t = a.detach() if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a, dtype=np.float64))
+    t = (
+        a.detach()
+        if isinstance(a, torch.Tensor)
+        else torch.as_tensor(np.asarray(a, dtype=np.float64))
+    )
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
         raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
     t = t.to(torch.float64)
     if ndim is not None and t.dim() != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}"
+        )
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or inf")
     return t
@@ -58,10 +66,18 @@ def _as_float64_tensor(a, name: str, ndim: "int | None" = None) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- per-sample
 
-def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
-                         loss_fn: "Callable | None" = None, *,
-                         chunk_size: "int | None" = None, backend: str = "auto",
-                         out: "torch.Tensor | None" = None) -> torch.Tensor:
+
+def per_sample_gradients(
+    model: "nn.Module | Callable",
+    params,
+    x,
+    y,
+    loss_fn: "Callable | None" = None,
+    *,
+    chunk_size: "int | None" = None,
+    backend: str = "auto",
+    out: "torch.Tensor | None" = None,
+) -> torch.Tensor:
     """Gradients of the loss of each example separately, flattened: shape ``(B, P)``.
 
     Parameters
@@ -91,7 +107,7 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
         for a :class:`thermo_nb.models.MLP` (relu/tanh/identity) with the default
         cross-entropy, one batched backward pass and the outer-product identity
         ``grad W_l = dz_l h_{l-1}^T`` per example, written straight into the output
-        (:func:`thermo_nb.dynamics.ensemble_fused.fused_mlp_per_sample_gradients`).
+        (:func:`thermo_nb.training.ensemble_fused.fused_mlp_per_sample_gradients`).
         ``"auto"`` (default): ``"fused"`` where it applies.  Both equal the loop of
         ``autograd.grad`` to float rounding.
     out : contiguous tensor ``(B, P)``, optional
@@ -121,19 +137,29 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise ValueError("x and y must be torch tensors")
     if x.dim() < 1 or x.shape[0] < 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"x and y must share a non-empty leading batch dimension, got shapes "
-                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"x and y must share a non-empty leading batch dimension, got shapes "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}")
+        raise ValueError(
+            f"chunk_size must be None or a positive int, got {chunk_size!r}"
+        )
     if backend not in ("auto", "vmap", "fused"):
-        raise ValueError(f"backend must be one of ['auto', 'vmap', 'fused'], got {backend!r}")
+        raise ValueError(
+            f"backend must be one of ['auto', 'vmap', 'fused'], got {backend!r}"
+        )
 
     if not isinstance(model, nn.Module):
         if not callable(model):
-            raise ValueError("model must be an nn.Module or a callable f(params_flat, x_i, y_i)")
+            raise ValueError(
+                "model must be an nn.Module or a callable f(params_flat, x_i, y_i)"
+            )
         if not isinstance(params, torch.Tensor) or params.dim() != 1:
             raise ValueError("with a plain loss function, params must be a 1-D tensor")
-        g = vmap(grad(model), in_dims=(None, 0, 0), chunk_size=chunk_size)(params.detach(), x, y)
+        g = vmap(grad(model), in_dims=(None, 0, 0), chunk_size=chunk_size)(
+            params.detach(), x, y
+        )
         return g.reshape(x.shape[0], -1).detach()
 
     loss_fn = torch.nn.functional.cross_entropy if loss_fn is None else loss_fn
@@ -144,7 +170,9 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
         from ..models import unflatten_params
 
         if params.dim() != 1:
-            raise ValueError(f"a flat params tensor must be 1-D, got shape {tuple(params.shape)}")
+            raise ValueError(
+                f"a flat params tensor must be 1-D, got shape {tuple(params.shape)}"
+            )
         pdict = unflatten_params(params.detach(), param_spec(model))
     elif isinstance(params, Mapping):
         missing = set(names) - set(params)
@@ -152,37 +180,64 @@ def per_sample_gradients(model: "nn.Module | Callable", params, x, y,
             raise ValueError(f"params lacks the module's parameters {sorted(missing)}")
         pdict = {k: params[k].detach() for k in names}
     else:
-        raise ValueError("params must be None, a mapping name -> tensor, or a 1-D tensor")
+        raise ValueError(
+            "params must be None, a mapping name -> tensor, or a 1-D tensor"
+        )
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     if out is not None:
         n_par = param_spec(pdict).n_params
-        if (not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0], n_par)
-                or not out.is_contiguous() or out.dtype != next(iter(pdict.values())).dtype):
-            raise ValueError(f"out must be a contiguous tensor of shape {(x.shape[0], n_par)} "
-                             "and the parameters' dtype")
+        if (
+            not isinstance(out, torch.Tensor)
+            or tuple(out.shape) != (x.shape[0], n_par)
+            or not out.is_contiguous()
+            or out.dtype != next(iter(pdict.values())).dtype
+        ):
+            raise ValueError(
+                f"out must be a contiguous tensor of shape {(x.shape[0], n_par)} "
+                "and the parameters' dtype"
+            )
     if backend != "vmap":
-        from ..dynamics.ensemble_fused import (FUSED_REQUIREMENTS, fused_mlp_layers,
-                                               fused_mlp_per_sample_gradients)
+        from ..training.ensemble_fused import (
+            FUSED_REQUIREMENTS,
+            fused_mlp_layers,
+            fused_mlp_per_sample_gradients,
+        )
 
-        layers = None if chunk_size is not None else fused_mlp_layers(
-            model, pdict, None if loss_fn is torch.nn.functional.cross_entropy else loss_fn,
-            x, y, buffers)
+        layers = (
+            None
+            if chunk_size is not None
+            else fused_mlp_layers(
+                model,
+                pdict,
+                None if loss_fn is torch.nn.functional.cross_entropy else loss_fn,
+                x,
+                y,
+                buffers,
+            )
+        )
         if layers is not None:
-            return fused_mlp_per_sample_gradients(pdict, layers, model.activation, x, y, out=out)
+            return fused_mlp_per_sample_gradients(
+                pdict, layers, model.activation, x, y, out=out
+            )
         if backend == "fused":
-            raise ValueError(f"backend='fused' needs {FUSED_REQUIREMENTS} and chunk_size=None; "
-                             "use backend='vmap' (or 'auto')")
+            raise ValueError(
+                f"backend='fused' needs {FUSED_REQUIREMENTS} and chunk_size=None; "
+                "use backend='vmap' (or 'auto')"
+            )
 
     def loss_of_one(p, xi, yi):
         out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
         return loss_fn(out, yi.unsqueeze(0))
 
-    g = vmap(grad(loss_of_one), in_dims=(None, 0, 0), chunk_size=chunk_size)(pdict, x, y)
+    g = vmap(grad(loss_of_one), in_dims=(None, 0, 0), chunk_size=chunk_size)(
+        pdict, x, y
+    )
     parts = [g[k].detach().reshape(x.shape[0], -1) for k in names]
     return torch.cat(parts, dim=1) if out is None else torch.cat(parts, dim=1, out=out)
 
 
 # ----------------------------------------------------------------------------- noise scale
+
 
 def noise_scale_simple(per_sample_grads) -> NoiseScale:
     """Simple noise scale ``B_simple = tr(Sigma)/|G|^2`` from per-example gradients.
@@ -228,7 +283,7 @@ def noise_scale_simple(per_sample_grads) -> NoiseScale:
         raise ValueError(f"per_sample_grads needs at least 2 rows (examples), got {n}")
     g_bar = g.mean(dim=0)
     trace_sigma = float(((g - g_bar) ** 2).sum() / (n - 1))
-    g_norm2 = float((g_bar ** 2).sum()) - trace_sigma / n
+    g_norm2 = float((g_bar**2).sum()) - trace_sigma / n
     return NoiseScale(_ratio(trace_sigma, g_norm2), g_norm2, trace_sigma)
 
 
@@ -325,8 +380,8 @@ def linear_regression_noise_scale(delta, noise_std: float) -> NoiseScale:
     if not (isinstance(noise_std, (int, float)) and noise_std >= 0):
         raise ValueError(f"noise_std must be a float >= 0, got {noise_std!r}")
     d = delta.numel()
-    g_norm2 = float((delta ** 2).sum())
-    trace_sigma = d * (g_norm2 + noise_std ** 2) + g_norm2
+    g_norm2 = float((delta**2).sum())
+    trace_sigma = d * (g_norm2 + noise_std**2) + g_norm2
     return NoiseScale(_ratio(trace_sigma, g_norm2), g_norm2, trace_sigma)
 
 
@@ -373,14 +428,20 @@ def gradient_snr(full_grad, minibatch_grads, definition: str = "rms") -> float:
     1.0
     """
     if definition not in SNR_DEFINITIONS:
-        raise ValueError(f"definition must be one of {list(SNR_DEFINITIONS)}, got {definition!r}")
+        raise ValueError(
+            f"definition must be one of {list(SNR_DEFINITIONS)}, got {definition!r}"
+        )
     g = _as_float64_tensor(full_grad, "full_grad", ndim=1)
     gi = _as_float64_tensor(minibatch_grads, "minibatch_grads", ndim=2)
     if gi.shape[0] < 1 or gi.shape[1] != g.shape[0]:
-        raise ValueError(f"minibatch_grads must have shape (K >= 1, {g.shape[0]}), got "
-                         f"{tuple(gi.shape)}")
+        raise ValueError(
+            f"minibatch_grads must have shape (K >= 1, {g.shape[0]}), got "
+            f"{tuple(gi.shape)}"
+        )
     g = g.to(gi.device)
     dev2 = ((gi - g) ** 2).sum(dim=1)
-    noise = float(dev2.mean().sqrt()) if definition == "rms" else float(dev2.sqrt().mean())
+    noise = (
+        float(dev2.mean().sqrt()) if definition == "rms" else float(dev2.sqrt().mean())
+    )
     signal = float(g.norm())
     return signal / noise if noise > 0 else math.inf

@@ -63,6 +63,7 @@ d = 100 peaks at 733 MiB; N = 1000, d = 200 000 at 2.1 GiB above its 1.5 GiB of 
 
 TF32 is switched off inside the computation on CUDA so that the float32 error bound holds.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -122,6 +123,7 @@ _EULER_GAMMA = 0.5772156649015329
 
 # ----------------------------------------------------------------------------- validation
 
+
 def _to_tensor(x, name: str, device=None, min_rows: int = 2):
     """Return a float64 (N, d) torch tensor on the resolved device, after validation.
 
@@ -140,19 +142,26 @@ def _to_tensor(x, name: str, device=None, min_rows: int = 2):
         try:
             arr = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a numeric array of shape (N, d), got {type(x).__name__}") from None
+            raise ValueError(
+                f"{name} must be a numeric array of shape (N, d), got {type(x).__name__}"
+            ) from None
         # check in numpy: a torch parallel op here would leave OpenMP threads spinning that
         # compete with the k-d tree's worker threads on small inputs
         if arr.ndim in (1, 2) and arr.size and not np.isfinite(arr).all():
             n_bad = int((~np.isfinite(arr.reshape(len(arr), -1))).any(axis=1).sum())
-            raise ValueError(f"{name} contains NaN or infinite values ({n_bad} rows); remove them first")
-        t = torch.from_numpy(np.ascontiguousarray(arr)).to(resolve_device(device or "cpu"))
+            raise ValueError(
+                f"{name} contains NaN or infinite values ({n_bad} rows); remove them first"
+            )
+        t = torch.from_numpy(np.ascontiguousarray(arr)).to(
+            resolve_device(device or "cpu")
+        )
         checked = True
     if t.ndim == 1:
         t = t.reshape(-1, 1)
     if t.ndim != 2:
         raise ValueError(
-            f"{name} must have shape (N, d) (or (N,) for scalar samples), got shape {tuple(t.shape)}"
+            f"{name} must have shape (N, d) (or (N,) for scalar samples), "
+            f"got shape {tuple(t.shape)}"
         )
     if t.shape[0] < min_rows or t.shape[1] < 1:
         raise ValueError(
@@ -164,7 +173,9 @@ def _to_tensor(x, name: str, device=None, min_rows: int = 2):
     t = t.to(torch.float64)
     if not checked and not bool(torch.isfinite(t).all()):
         n_bad = int((~torch.isfinite(t)).any(dim=1).sum())
-        raise ValueError(f"{name} contains NaN or infinite values ({n_bad} rows); remove them first")
+        raise ValueError(
+            f"{name} contains NaN or infinite values ({n_bad} rows); remove them first"
+        )
     return t.contiguous()
 
 
@@ -174,7 +185,9 @@ def _check_metric(metric) -> str:
     return metric
 
 
-def _check_k(k, n: int, name: str = "k", lowest: int = 1, allow_equal_n: bool = False) -> int:
+def _check_k(
+    k, n: int, name: str = "k", lowest: int = 1, allow_equal_n: bool = False
+) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise ValueError(f"{name} must be an integer >= {lowest}, got {k!r}")
     k = int(k)
@@ -189,6 +202,7 @@ def _check_k(k, n: int, name: str = "k", lowest: int = 1, allow_equal_n: bool = 
 
 
 # ----------------------------------------------------------------------------- engine
+
 
 @contextlib.contextmanager
 def _tf32_disabled(device):
@@ -238,10 +252,12 @@ def _exact_rows_float64(x, rows, k: int, metric: str, chunk_size: int):
     out = torch.empty((rows.numel(), k), dtype=torch.float64, device=x.device)
     p = 2.0 if metric == "euclidean" else float("inf")
     for s in range(0, rows.numel(), chunk_size):
-        r = rows[s:s + chunk_size]
+        r = rows[s : s + chunk_size]
         d = torch.cdist(x[r], x, p=p, compute_mode="donot_use_mm_for_euclid_dist")
         d[torch.arange(r.numel(), device=x.device), r] = float("inf")
-        out[s:s + chunk_size] = torch.topk(d, k, dim=1, largest=False, sorted=True).values
+        out[s : s + chunk_size] = torch.topk(
+            d, k, dim=1, largest=False, sorted=True
+        ).values
     return out
 
 
@@ -261,7 +277,9 @@ def _brute_force_chebyshev(x, k: int, chunk_size: int, show_progress: bool):
     for s in starts:
         e = min(n, s + chunk_size)
         d = torch.cdist(xc[s:e], xc, p=float("inf"))
-        d[torch.arange(e - s, device=x.device), torch.arange(s, e, device=x.device)] = float("inf")
+        d[torch.arange(e - s, device=x.device), torch.arange(s, e, device=x.device)] = (
+            float("inf")
+        )
         out[s:e] = torch.topk(d, k, dim=1, largest=False, sorted=True).values
     return out
 
@@ -287,11 +305,19 @@ def _smallest_per_row(block, m: int, group: int):
     if n_groups < 2 * m:
         return torch.topk(block, m, dim=1, largest=False, sorted=False)
     main = n_groups * group
-    gmin = block[:, :main].view(r, group, n_groups).amin(dim=1)            # (r, W)
+    gmin = block[:, :main].view(r, group, n_groups).amin(dim=1)  # (r, W)
     gidx = torch.topk(gmin, m, dim=1, largest=False, sorted=False).indices
-    cols = (gidx.unsqueeze(2) + n_groups * torch.arange(group, device=block.device)).reshape(r, m * group)
+    cols = (
+        gidx.unsqueeze(2) + n_groups * torch.arange(group, device=block.device)
+    ).reshape(r, m * group)
     if main < width:
-        cols = torch.cat([cols, torch.arange(main, width, device=block.device).expand(r, width - main)], dim=1)
+        cols = torch.cat(
+            [
+                cols,
+                torch.arange(main, width, device=block.device).expand(r, width - main),
+            ],
+            dim=1,
+        )
     vals, pos = torch.topk(block.gather(1, cols), m, dim=1, largest=False, sorted=False)
     return vals, cols.gather(1, pos)
 
@@ -303,19 +329,32 @@ def _smallest_per_column(block, m: int, group: int):
 
     r, width = block.shape
     if r <= m:
-        return block.t().contiguous(), torch.arange(r, device=block.device).expand(width, r)
+        return block.t().contiguous(), torch.arange(r, device=block.device).expand(
+            width, r
+        )
     n_groups = r // group
     if n_groups < 2 * m:
-        vals, rows = torch.topk(block.t().contiguous(), m, dim=1, largest=False, sorted=False)
+        vals, rows = torch.topk(
+            block.t().contiguous(), m, dim=1, largest=False, sorted=False
+        )
         return vals, rows
     main = n_groups * group
-    gmin = block[:main].view(group, n_groups, width).amin(dim=0)           # (W, width)
-    gidx = torch.topk(gmin.t().contiguous(), m, dim=1, largest=False, sorted=False).indices
-    rows = (gidx.unsqueeze(2) + n_groups * torch.arange(group, device=block.device)).reshape(width, m * group)
+    gmin = block[:main].view(group, n_groups, width).amin(dim=0)  # (W, width)
+    gidx = torch.topk(
+        gmin.t().contiguous(), m, dim=1, largest=False, sorted=False
+    ).indices
+    rows = (
+        gidx.unsqueeze(2) + n_groups * torch.arange(group, device=block.device)
+    ).reshape(width, m * group)
     if main < r:
-        rows = torch.cat([rows, torch.arange(main, r, device=block.device).expand(width, r - main)], dim=1)
+        rows = torch.cat(
+            [rows, torch.arange(main, r, device=block.device).expand(width, r - main)],
+            dim=1,
+        )
     flat = rows * width + torch.arange(width, device=block.device).unsqueeze(1)
-    vals, pos = torch.topk(block.reshape(-1).take(flat), m, dim=1, largest=False, sorted=False)
+    vals, pos = torch.topk(
+        block.reshape(-1).take(flat), m, dim=1, largest=False, sorted=False
+    )
     return vals, rows.gather(1, pos)
 
 
@@ -324,7 +363,9 @@ def _merge_candidates(val, idx, new_val, new_idx):
     import torch
 
     m = val.shape[1]
-    v, pos = torch.topk(torch.cat([val, new_val], dim=1), m, dim=1, largest=False, sorted=False)
+    v, pos = torch.topk(
+        torch.cat([val, new_val], dim=1), m, dim=1, largest=False, sorted=False
+    )
     idx.copy_(torch.cat([idx, new_idx], dim=1).gather(1, pos))
     val.copy_(v)
 
@@ -332,7 +373,13 @@ def _merge_candidates(val, idx, new_val, new_idx):
 def _default_euclidean_tile(device) -> int:
     """Square tile of the symmetric brute force: a float32 T x T block within the budget."""
     budget = CUDA_CHUNK_BYTES if device.type == "cuda" else CPU_CHUNK_BYTES
-    return max(1, min(CPU_SYMMETRIC_TILE if device.type == "cpu" else 1 << 30, math.isqrt(budget // 16)))
+    return max(
+        1,
+        min(
+            CPU_SYMMETRIC_TILE if device.type == "cpu" else 1 << 30,
+            math.isqrt(budget // 16),
+        ),
+    )
 
 
 def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
@@ -352,10 +399,10 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
                 if dim <= CACHE_BLOCKED_MAX_DIM:
                     rows = max(16, min(rows, CPU_CACHE_BLOCK_BYTES // (4 * n) // 8 * 8))
                 chunk_size = min(chunk_size, rows)
-    xc = x - x.mean(dim=0)                                   # float64, centred
+    xc = x - x.mean(dim=0)  # float64, centred
     # rescale to max |coordinate| = 1 so float32 neither overflows nor underflows; all
     # squared quantities below (sq64, approx, cutoff, bound) are in these scaled units
-    scale = max(float(xc.max()), -float(xc.min()))           # (no |xc| temporary)
+    scale = max(float(xc.max()), -float(xc.min()))  # (no |xc| temporary)
     scale = scale if scale > 0.0 else 1.0
     xc.div_(scale)
     sq64 = torch.bmm(xc.unsqueeze(1), xc.unsqueeze(2)).view(n)  # (no N x d temporary)
@@ -368,7 +415,7 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
     else:
         gemm_dtype = torch.float32
     xf = xc if gemm_dtype == torch.float64 else xc.to(gemm_dtype)
-    del xc                                                   # (x itself serves the re-rank)
+    del xc  # (x itself serves the re-rank)
     sqf = sq64.to(gemm_dtype)
     if symmetric:
         # block = |a|^2 + |b|^2 - 2 a.b from one GEMM (addmm) and one row add: no augmented
@@ -395,8 +442,14 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
                 for s2 in range(s, n, tile):
                     e2 = min(n, s2 + tile)
                     block = buffer[: (e - s) * (e2 - s2)].view(e - s, e2 - s2)
-                    torch.addmm(sqf[s2:e2].unsqueeze(0), xf[s:e], xf[s2:e2].T, beta=1.0,
-                                alpha=-2.0, out=block)
+                    torch.addmm(
+                        sqf[s2:e2].unsqueeze(0),
+                        xf[s:e],
+                        xf[s2:e2].T,
+                        beta=1.0,
+                        alpha=-2.0,
+                        out=block,
+                    )
                     block.add_(sqf[s:e].unsqueeze(1))
                     if s2 == s:
                         block.diagonal().fill_(float("inf"))
@@ -415,13 +468,22 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
             buffer = torch.empty(tile * n, dtype=gemm_dtype, device=x.device)
             for s in starts:
                 e = min(n, s + tile)
-                block = buffer[: (e - s) * n].view(e - s, n)   # reused: no page faults per chunk
+                block = buffer[: (e - s) * n].view(
+                    e - s, n
+                )  # reused: no page faults per chunk
                 if x.device.type == "cpu" and CPU_GEMM_BACKEND == "numpy":
-                    np.matmul(rows_aug[s:e].numpy(), cols_aug_t.numpy(), out=block.numpy())
+                    np.matmul(
+                        rows_aug[s:e].numpy(), cols_aug_t.numpy(), out=block.numpy()
+                    )
                 else:
                     torch.mm(rows_aug[s:e], cols_aug_t, out=block)
-                block[torch.arange(e - s, device=x.device), torch.arange(s, e, device=x.device)] = float("inf")
-                cand_val[s:e], cand_idx[s:e] = _smallest_per_row(block, m, _SELECT_GROUP)
+                block[
+                    torch.arange(e - s, device=x.device),
+                    torch.arange(s, e, device=x.device),
+                ] = float("inf")
+                cand_val[s:e], cand_idx[s:e] = _smallest_per_row(
+                    block, m, _SELECT_GROUP
+                )
             # m-th smallest approximate squared distance (a lower end for all non-candidates)
             cutoff = cand_val.max(dim=1).values.to(torch.float64) + sq64
             # worst-case float32 error of |b|^2 - 2 a.b (rounding of the inputs and of the d+1
@@ -433,16 +495,18 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
     exact_sq = torch.empty((n, m), dtype=torch.float64, device=x.device)
     sub = max(1, (2**18 if x.device.type == "cpu" else 2**23) // max(1, m * dim))
     for b in range(0, n, sub):
-        diff = x[cand_idx[b:b + sub]]
-        diff.sub_(x[b:b + sub].unsqueeze(1))
-        exact_sq[b:b + sub] = torch.linalg.vecdot(diff, diff)
+        diff = x[cand_idx[b : b + sub]]
+        diff.sub_(x[b : b + sub].unsqueeze(1))
+        exact_sq[b : b + sub] = torch.linalg.vecdot(diff, diff)
     exact_sq, _ = torch.sort(exact_sq, dim=1)
     out = exact_sq[:, :k].sqrt()
     if m < n - 1:
         ok = (cutoff - bound) * scale**2 >= exact_sq[:, k - 1]
         if not bool(ok.all()):
             rows = torch.arange(n, device=x.device)[~ok]
-            out[rows] = _exact_rows_float64(x, rows, k, "euclidean", _default_chunk_size(n, x.device))
+            out[rows] = _exact_rows_float64(
+                x, rows, k, "euclidean", _default_chunk_size(n, x.device)
+            )
     return out.contiguous()
 
 
@@ -460,7 +524,9 @@ def _sorted_knn_distances(x, k: int, metric: str, chunk_size=None):
     return _brute_force_chebyshev(x, k, chunk_size, show)
 
 
-def knn_distances(x, k, metric="euclidean", device=None, chunk_size=None, return_all=False):
+def knn_distances(
+    x, k, metric="euclidean", device=None, chunk_size=None, return_all=False
+):
     r"""Exact distance from every sample to its k-th nearest neighbour (itself excluded).
 
     Parameters
@@ -505,13 +571,22 @@ def knn_distances(x, k, metric="euclidean", device=None, chunk_size=None, return
     metric = _check_metric(metric)
     xt = _to_tensor(x, "x", device)
     k = _check_k(k, xt.shape[0])
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    dist = _sorted_knn_distances(xt, k, metric, None if chunk_size is None else int(chunk_size))
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, (int, np.integer))
+        or chunk_size < 1
+    ):
+        raise ValueError(
+            f"chunk_size must be a positive integer or None, got {chunk_size!r}"
+        )
+    dist = _sorted_knn_distances(
+        xt, k, metric, None if chunk_size is None else int(chunk_size)
+    )
     return dist if return_all else dist[:, k - 1].contiguous()
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def _log_unit_ball_volume(d: int, metric: str) -> float:
     """log volume of the unit ball in R^d: Euclidean pi^(d/2)/Gamma(d/2+1), max-norm 2^d."""
@@ -550,12 +625,17 @@ def _kth_distances_without_zeros(x, k: int, metric: str, what: str):
     if n_zero:
         x = _jittered(x, what, n_zero)
         dist = _sorted_knn_distances(x, k, metric)[:, k - 1]
-        if bool((dist <= 0).any()):  # pragma: no cover - would need >1e10 identical points
-            raise ValueError(f"{what}: zero k-th neighbour distances remain after jitter")
+        if bool(
+            (dist <= 0).any()
+        ):  # pragma: no cover - would need >1e10 identical points
+            raise ValueError(
+                f"{what}: zero k-th neighbour distances remain after jitter"
+            )
     return x, dist
 
 
 # ----------------------------------------------------------------------------- estimators
+
 
 def kl_entropy(x, k=3, metric="euclidean", device=None) -> float:
     r"""Kozachenko-Leonenko k-NN estimate of the differential entropy, in nats.
@@ -623,8 +703,12 @@ def _count_strictly_within(x, radius, chunk_size=None):
         from scipy.spatial import cKDTree
 
         pts = x.numpy()
-        r = np.nextafter(radius.numpy(), 0.0)  # cKDTree counts <= r; this makes it < radius
-        counts = cKDTree(pts).query_ball_point(pts, r=r, p=np.inf, return_length=True, workers=-1)
+        r = np.nextafter(
+            radius.numpy(), 0.0
+        )  # cKDTree counts <= r; this makes it < radius
+        counts = cKDTree(pts).query_ball_point(
+            pts, r=r, p=np.inf, return_length=True, workers=-1
+        )
         return torch.from_numpy(np.asarray(counts, dtype=np.int64) - 1)
     if chunk_size is None:
         chunk_size = _default_chunk_size(n, x.device)
@@ -632,7 +716,9 @@ def _count_strictly_within(x, radius, chunk_size=None):
     for s in range(0, n, chunk_size):
         e = min(n, s + chunk_size)
         d = torch.cdist(x[s:e], x, p=float("inf"))
-        out[s:e] = (d < radius[s:e].unsqueeze(1)).sum(dim=1) - 1  # minus self (distance 0)
+        out[s:e] = (d < radius[s:e].unsqueeze(1)).sum(
+            dim=1
+        ) - 1  # minus self (distance 0)
     return out
 
 
@@ -684,11 +770,14 @@ def ksg_mutual_info(x, y, k=3, device=None) -> float:
     yt = _to_tensor(y, "y", device if device is not None else xt.device)
     if xt.shape[0] != yt.shape[0]:
         raise ValueError(
-            f"x and y must have the same number of samples (rows), got {xt.shape[0]} and {yt.shape[0]}"
+            f"x and y must have the same number of samples (rows), "
+            f"got {xt.shape[0]} and {yt.shape[0]}"
         )
     n, dx = xt.shape
     k = _check_k(k, n)
-    z, eps = _kth_distances_without_zeros(torch.cat([xt, yt], dim=1), k, "chebyshev", "ksg_mutual_info")
+    z, eps = _kth_distances_without_zeros(
+        torch.cat([xt, yt], dim=1), k, "chebyshev", "ksg_mutual_info"
+    )
     xt, yt = z[:, :dx].contiguous(), z[:, dx:].contiguous()
     nx = _count_strictly_within(xt, eps)
     ny = _count_strictly_within(yt, eps)
@@ -755,8 +844,14 @@ def knn_graph_entropy(x, k=50, device=None, intrinsic_dim=None) -> float:
     k = _check_k(k, n, lowest=2, allow_equal_n=True)
     if intrinsic_dim is None:
         d = p
-    elif isinstance(intrinsic_dim, bool) or not isinstance(intrinsic_dim, (int, np.integer)) or intrinsic_dim < 2:
-        raise ValueError(f"intrinsic_dim must be None or an integer >= 2, got {intrinsic_dim!r}")
+    elif (
+        isinstance(intrinsic_dim, bool)
+        or not isinstance(intrinsic_dim, (int, np.integer))
+        or intrinsic_dim < 2
+    ):
+        raise ValueError(
+            f"intrinsic_dim must be None or an integer >= 2, got {intrinsic_dim!r}"
+        )
     else:
         d = int(intrinsic_dim)
     gamma = 1.0
@@ -764,7 +859,9 @@ def knn_graph_entropy(x, k=50, device=None, intrinsic_dim=None) -> float:
     rho = _sorted_knn_distances(xt, k - 1, "euclidean")
     graph_length = float((rho**gamma).sum())
     if graph_length <= 0.0:
-        raise ValueError("knn_graph_entropy: all k-NN distances are zero (identical samples)")
+        raise ValueError(
+            "knn_graph_entropy: all k-NN distances are zero (identical samples)"
+        )
     return (d / gamma) * (math.log(graph_length) - (d - gamma) / d * math.log(n))
 
 
@@ -795,7 +892,9 @@ def hyperspherical_angles(w):
 
     sq = w * w
     # tail[:, i] = sqrt(sum_{j > i} w_j^2), i = 0..D-2 (0-based)
-    tail = torch.flip(torch.cumsum(torch.flip(sq, dims=[1]), dim=1), dims=[1])[:, 1:].sqrt()
+    tail = torch.flip(torch.cumsum(torch.flip(sq, dims=[1]), dim=1), dims=[1])[
+        :, 1:
+    ].sqrt()
     phi = torch.atan2(tail, w[:, :-1])
     phi[:, -1] = torch.atan2(w[:, -1], w[:, -2])
     return phi
@@ -853,22 +952,30 @@ def sphere_kl_entropy(w, k=1, device=None) -> SphereEntropy:
     wt = _to_tensor(w, "w", device)
     n, big_d = wt.shape
     if big_d < 2:
-        raise ValueError(f"w must have D >= 2 columns (points in R^D), got shape {tuple(wt.shape)}")
+        raise ValueError(
+            f"w must have D >= 2 columns (points in R^D), got shape {tuple(wt.shape)}"
+        )
     k = _check_k(k, n)
     radius = wt.norm(dim=1)
     if bool((radius <= 0).any()):
-        raise ValueError("w contains zero vectors; their direction (and angles) are undefined")
+        raise ValueError(
+            "w contains zero vectors; their direction (and angles) are undefined"
+        )
     phi = hyperspherical_angles(wt)
     m = big_d - 1
     rho = _sorted_knn_distances(phi, k, "euclidean")[:, k - 1].clamp_min(1e-8)
     constant = (
-        0.5 * m * math.log(math.pi) - math.lgamma(0.5 * m + 1.0)
-        + math.log(n - 1) - float(_digamma(k))
+        0.5 * m * math.log(math.pi)
+        - math.lgamma(0.5 * m + 1.0)
+        + math.log(n - 1)
+        - float(_digamma(k))
     )
     angular = constant + m * float(rho.log().mean())
     if big_d > 2:
         powers = _surface_element_powers(big_d, phi)
-        log_jac = float((powers * phi[:, : big_d - 2].sin().clamp_min(1e-8).log()).sum(dim=1).mean())
+        log_jac = float(
+            (powers * phi[:, : big_d - 2].sin().clamp_min(1e-8).log()).sum(dim=1).mean()
+        )
     else:
         log_jac = 0.0
     sphere = angular + log_jac
@@ -907,9 +1014,17 @@ def uniform_sphere_entropy(dim_ambient: int) -> float:
     -----
     Surface area of the unit sphere :math:`|S^{D-1}| = 2\pi^{D/2}/\Gamma(D/2)`.
     """
-    if isinstance(dim_ambient, bool) or not isinstance(dim_ambient, (int, np.integer)) or dim_ambient < 1:
+    if (
+        isinstance(dim_ambient, bool)
+        or not isinstance(dim_ambient, (int, np.integer))
+        or dim_ambient < 1
+    ):
         raise ValueError(f"dim_ambient must be an integer >= 1, got {dim_ambient!r}")
-    return math.log(2.0) + 0.5 * dim_ambient * math.log(math.pi) - math.lgamma(0.5 * dim_ambient)
+    return (
+        math.log(2.0)
+        + 0.5 * dim_ambient * math.log(math.pi)
+        - math.lgamma(0.5 * dim_ambient)
+    )
 
 
 __all__ = [

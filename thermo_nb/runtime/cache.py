@@ -1,125 +1,32 @@
-"""Runtime services shared by every chapter: device choice, seeding, progress bars and an
-on-disk result cache with atomic writes and resumable loops.
+"""On-disk result cache with atomic writes, and resumable checkpointed loops.
 
-Nothing here knows about physics; chapters and estimators call these helpers so that a
-re-run of a notebook with the same parameters is bit-identical on CPU and resumes where an
-interrupted run stopped.
+Keys are a canonical hash of the parameters plus a fingerprint of the package source, so
+edited code invalidates old results; a re-run of a killed loop resumes at its last
+checkpoint and is bit-identical on CPU.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import pickle
-import random
-import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from .progress import progress
 
-
-class DeviceError(ValueError):
-    """Raised when a requested device cannot be used on this machine."""
-
-
-def resolve_device(device: "str | None" = "auto"):
-    """Turn a device request into a ``torch.device``.
-
-    Parameters
-    ----------
-    device : {"auto", "cpu", "cuda"} or "cuda:N" or torch.device or None
-        ``"auto"`` (and ``None``) picks CUDA when a GPU is visible, else the CPU.
-        ``"cuda"`` without a GPU raises :class:`DeviceError` instead of silently falling
-        back, so a "full" run never runs on the CPU by mistake.
-
-    Returns
-    -------
-    torch.device
-    """
-    import torch
-
-    if isinstance(device, torch.device):
-        device = str(device)
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str):
-        raise DeviceError(
-            f"device must be one of {list(DEVICE_CHOICES)} (or 'cuda:N'), got {device!r}"
-        )
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device={device!r} was requested but no CUDA GPU is visible to torch "
-                f"(torch {torch.__version__}, torch.version.cuda={torch.version.cuda}). "
-                "Use device='auto' or 'cpu', or install a CUDA build of torch (README, "
-                "'Installing torch')."
-            )
-        return torch.device(device)
-    raise DeviceError(
-        f"device must be one of {list(DEVICE_CHOICES)} (or 'cuda:N'), got {device!r}"
-    )
-
-
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed Python, numpy and torch (CPU and CUDA) and return a numpy ``Generator``.
-
-    With the same seed, CPU computations in this package are bit-identical across runs
-    (checked in ``tests/test_runtime.py``). On CUDA, some kernels are non-deterministic;
-    results then agree to floating-point tolerance only.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    seed = int(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-        if torch.cuda.is_available():
-            torch.cuda.manual_seed_all(seed)
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
-    return np.random.default_rng(seed)
-
-
-def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
-             disable: bool | None = None, **kwargs):
-    """A tqdm progress bar that behaves in notebooks, terminals and CI logs.
-
-    Uses ``tqdm.auto`` (a widget in Jupyter) when ``ipywidgets`` is installed and plain
-    text bars otherwise.  Disabled when ``THERMO_NB_PROGRESS=0`` (``thermo-nb build`` sets
-    it, so the rendered book carries no progress-bar residue).  Bars are refreshed at most
-    every 2 s so executed notebooks stay small.
-    """
-    try:
-        import ipywidgets  # noqa: F401
-
-        from tqdm.auto import tqdm
-    except ImportError:
-        from tqdm import tqdm
-
-    if disable is None:
-        disable = os.environ.get("THERMO_NB_PROGRESS", "1") == "0"
-    kwargs.setdefault("mininterval", 2.0)
-    kwargs.setdefault("file", sys.stderr)
-    return tqdm(iterable, total=total, desc=desc, disable=disable, **kwargs)
-
-
-# ----------------------------------------------------------------------------- caching
 
 def _package_fingerprint() -> str:
     """Version plus a hash of the package's source, so edited code invalidates the cache."""
-    from . import __version__
+    from .. import __version__
 
     h = hashlib.sha256(__version__.encode())
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # the thermo_nb package
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
@@ -129,14 +36,22 @@ def _package_fingerprint() -> str:
 def _canonical(obj: Any) -> Any:
     """JSON-able canonical form of a parameter dict (numpy scalars, tuples, paths)."""
     if isinstance(obj, dict):
-        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+        return {
+            str(k): _canonical(v)
+            for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))
+        }
     if isinstance(obj, (list, tuple)):
         return [_canonical(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
-        return {"__array__": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(),
-                "shape": list(obj.shape), "dtype": str(obj.dtype)}
+        return {
+            "__array__": hashlib.sha256(
+                np.ascontiguousarray(obj).tobytes()
+            ).hexdigest(),
+            "shape": list(obj.shape),
+            "dtype": str(obj.dtype),
+        }
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return str(obj)
@@ -195,8 +110,10 @@ class ResultCache:
         self._fingerprint = _package_fingerprint()
 
     def key(self, name: str, params: dict) -> str:
-        payload = json.dumps({"name": name, "params": _canonical(params),
-                              "code": self._fingerprint}, sort_keys=True)
+        payload = json.dumps(
+            {"name": name, "params": _canonical(params), "code": self._fingerprint},
+            sort_keys=True,
+        )
         return f"{name}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
     def path(self, name: str, params: dict, suffix: str = ".pkl") -> Path:
@@ -239,11 +156,19 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
-def run_resumable(cache: ResultCache, name: str, params: dict, init: Callable[[], dict],
-                  step: Callable[[dict, int], dict], n_steps: int, *,
-                  checkpoint_every: int = 100, desc: str | None = None,
-                  on_resume: Callable[[int], None] | None = None,
-                  show_progress: bool = True) -> dict:
+def run_resumable(
+    cache: ResultCache,
+    name: str,
+    params: dict,
+    init: Callable[[], dict],
+    step: Callable[[dict, int], dict],
+    n_steps: int,
+    *,
+    checkpoint_every: int = 100,
+    desc: str | None = None,
+    on_resume: Callable[[int], None] | None = None,
+    show_progress: bool = True,
+) -> dict:
     """Run ``state = step(state, i)`` for ``i in range(n_steps)`` with on-disk checkpoints.
 
     The state is a dict (tensors, arrays, numbers, and RNG states the step function keeps
@@ -278,8 +203,12 @@ def run_resumable(cache: ResultCache, name: str, params: dict, init: Callable[[]
             on_resume(start)
     else:
         start, state = 0, init()
-    bar = progress(total=n_steps, initial=start, desc=desc or name,
-                   disable=None if show_progress else True)
+    bar = progress(
+        total=n_steps,
+        initial=start,
+        desc=desc or name,
+        disable=None if show_progress else True,
+    )
     for i in range(start, n_steps):
         state = step(state, i)
         bar.update(1)

@@ -5,22 +5,31 @@ fit, the expected squared norm of a batch-mean gradient ``|G|^2 + tr(Sigma)/m`` 
 measurement, and the steps-to-target-versus-batch sweep that the chapter
 ``book/dimensional_analysis.ipynb`` calls.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .scaling import _positive
+from .._validation import positive_array
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
-    "mccandlish_steps", "fit_steps_vs_batch", "batch_gradient_norm_sq_expected",
-    "batch_gradient_norms", "steps_to_target_vs_batch",
+    "mccandlish_steps",
+    "fit_steps_vs_batch",
+    "batch_gradient_norm_sq_expected",
+    "batch_gradient_norms",
+    "steps_to_target_vs_batch",
 ]
 
 
 # ----------------------------------------------------------------------------- batch size
+
 
 def mccandlish_steps(B, S_min: float, B_noise: float):
     """Steps to a target loss at batch size B: ``S = S_min (1 + B_noise / B)``.
@@ -50,7 +59,7 @@ def mccandlish_steps(B, S_min: float, B_noise: float):
     >>> float(mccandlish_steps(100.0, 20.0, 100.0))
     40.0
     """
-    B = _positive("B", B)
+    B = positive_array("B", B)
     return S_min * (1.0 + B_noise / B)
 
 
@@ -80,9 +89,11 @@ def fit_steps_vs_batch(B, S) -> dict:
     """
     from scipy.optimize import least_squares
 
-    B, S = _positive("B", B).ravel(), _positive("S", S).ravel()
+    B, S = positive_array("B", B).ravel(), positive_array("S", S).ravel()
     if B.size != S.size or B.size < 3:
-        raise ValueError(f"B and S must have the same length >= 3; got {B.size}, {S.size}")
+        raise ValueError(
+            f"B and S must have the same length >= 3; got {B.size}, {S.size}"
+        )
     lB, lS = np.log(B), np.log(S)
 
     def resid(p):
@@ -100,16 +111,23 @@ def fit_steps_vs_batch(B, S) -> dict:
     S_min, B_crit = float(np.exp(res.x[0])), float(np.exp(res.x[1]))
     perfect = lS + lB - np.mean(lS + lB)
     flat = lS - lS.mean()
-    return {"S_min": S_min, "B_crit": B_crit, "E_min": S_min * B_crit,
-            "S_min_se": S_min * se[0], "B_crit_se": B_crit * se[1],
-            "log_B_crit_se": float(se[1]),
-            "rms_log_residual": float(np.sqrt(np.mean(res.fun ** 2))),
-            "rms_log_residual_perfect": float(np.sqrt(np.mean(perfect ** 2))),
-            "rms_log_residual_flat": float(np.sqrt(np.mean(flat ** 2))), "n": n}
+    return {
+        "S_min": S_min,
+        "B_crit": B_crit,
+        "E_min": S_min * B_crit,
+        "S_min_se": S_min * se[0],
+        "B_crit_se": B_crit * se[1],
+        "log_B_crit_se": float(se[1]),
+        "rms_log_residual": float(np.sqrt(np.mean(res.fun**2))),
+        "rms_log_residual_perfect": float(np.sqrt(np.mean(perfect**2))),
+        "rms_log_residual_flat": float(np.sqrt(np.mean(flat**2))),
+        "n": n,
+    }
 
 
-def batch_gradient_norm_sq_expected(m, G_norm2: float, trace_sigma: float,
-                                    n_population: int | None = None):
+def batch_gradient_norm_sq_expected(
+    m, G_norm2: float, trace_sigma: float, n_population: int | None = None
+):
     """Expected squared norm of a batch-mean gradient of ``m`` samples.
 
     Parameters
@@ -135,17 +153,24 @@ def batch_gradient_norm_sq_expected(m, G_norm2: float, trace_sigma: float,
     ``(n - m)/(n - 1)``. ``Sigma`` is the per-sample gradient covariance (normalised by n
     for a finite population).
     """
-    m = _positive("m", m)
+    m = positive_array("m", m)
     noise = trace_sigma / m
     if n_population is not None:
         if n_population < 2 or np.any(m > n_population):
-            raise ValueError(f"n_population must be >= 2 and >= every m; got {n_population}")
+            raise ValueError(
+                f"n_population must be >= 2 and >= every m; got {n_population}"
+            )
         noise = noise * (n_population - m) / (n_population - 1)
     return G_norm2 + noise
 
 
-def batch_gradient_norms(per_sample_grads, batch_sizes: Sequence[int], *, n_draws: int = 64,
-                         generator: "torch.Generator | None" = None) -> dict:
+def batch_gradient_norms(
+    per_sample_grads,
+    batch_sizes: Sequence[int],
+    *,
+    n_draws: int = 64,
+    generator: "torch.Generator | None" = None,
+) -> dict:
     """Norm of the batch-mean gradient and mean of per-sample norms, against batch size.
 
     Parameters
@@ -176,10 +201,15 @@ def batch_gradient_norms(per_sample_grads, batch_sizes: Sequence[int], *, n_draw
     """
     import torch
 
-    g = per_sample_grads if isinstance(per_sample_grads, torch.Tensor) else \
-        torch.as_tensor(np.asarray(per_sample_grads))
+    g = (
+        per_sample_grads
+        if isinstance(per_sample_grads, torch.Tensor)
+        else torch.as_tensor(np.asarray(per_sample_grads))
+    )
     if g.ndim != 2 or g.shape[0] < 2:
-        raise ValueError(f"per_sample_grads must have shape (n >= 2, P); got {tuple(g.shape)}")
+        raise ValueError(
+            f"per_sample_grads must have shape (n >= 2, P); got {tuple(g.shape)}"
+        )
     if not torch.isfinite(g).all():
         raise ValueError("per_sample_grads contains NaN or inf")
     ms = [int(m) for m in batch_sizes]
@@ -194,19 +224,30 @@ def batch_gradient_norms(per_sample_grads, batch_sizes: Sequence[int], *, n_draw
     tr = float(((g - G) ** 2).sum() / n)
     norms = g.norm(dim=1)
     gen = generator or torch.Generator().manual_seed(0)
-    out = {k: [] for k in ("m", "norm_mean", "norm_mean_se", "norm_sq_mean", "norm_sq_se",
-                           "mean_of_norms")}
+    out = {
+        k: []
+        for k in (
+            "m",
+            "norm_mean",
+            "norm_mean_se",
+            "norm_sq_mean",
+            "norm_sq_se",
+            "mean_of_norms",
+        )
+    }
     for m in ms:
         idx = torch.randint(n, (n_draws, m), generator=gen).to(g.device)
         W = torch.zeros(n_draws, n, dtype=g.dtype, device=g.device)
-        W.scatter_add_(1, idx, torch.full(idx.shape, 1.0 / m, dtype=g.dtype, device=g.device))
+        W.scatter_add_(
+            1, idx, torch.full(idx.shape, 1.0 / m, dtype=g.dtype, device=g.device)
+        )
         gm = W @ g
         nm = gm.norm(dim=1)
         out["m"].append(m)
         out["norm_mean"].append(float(nm.mean()))
         out["norm_mean_se"].append(float(nm.std() / math.sqrt(n_draws)))
-        out["norm_sq_mean"].append(float((nm ** 2).mean()))
-        out["norm_sq_se"].append(float((nm ** 2).std() / math.sqrt(n_draws)))
+        out["norm_sq_mean"].append(float((nm**2).mean()))
+        out["norm_sq_se"].append(float((nm**2).std() / math.sqrt(n_draws)))
         out["mean_of_norms"].append(float((W @ norms).mean()))
     res = {k: np.array(v) for k, v in out.items()}
     res.update(G_norm2=G2, trace_sigma=tr, B_simple=tr / G2)
@@ -219,11 +260,17 @@ def _stacked_mlp_init(M, d_in, hidden, d_out, gen, device, dtype):
     import torch
 
     def u(shape, fan_in):
-        return ((torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1)
-                / math.sqrt(fan_in)).to(device=device, dtype=dtype)
+        return (
+            (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1)
+            / math.sqrt(fan_in)
+        ).to(device=device, dtype=dtype)
 
-    return [u((M, d_in, hidden), d_in), u((M, 1, hidden), d_in),
-            u((M, hidden, d_out), hidden), u((M, 1, d_out), hidden)]
+    return [
+        u((M, d_in, hidden), d_in),
+        u((M, 1, hidden), d_in),
+        u((M, hidden, d_out), hidden),
+        u((M, 1, d_out), hidden),
+    ]
 
 
 def _stacked_mlp_loss(params, xb, yb):
@@ -234,14 +281,27 @@ def _stacked_mlp_loss(params, xb, yb):
     W1, b1, W2, b2 = params
     out = torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, xb, W1)), W2)
     M, B, C = out.shape
-    return F.cross_entropy(out.reshape(M * B, C), yb.reshape(M * B),
-                           reduction="none").reshape(M, B).mean(dim=1)
+    return (
+        F.cross_entropy(out.reshape(M * B, C), yb.reshape(M * B), reduction="none")
+        .reshape(M, B)
+        .mean(dim=1)
+    )
 
 
-def steps_to_target_vs_batch(x, y, *, hidden: int, batch_sizes: Sequence[int],
-                             lrs: Sequence[float], target_loss: float, max_steps: int,
-                             n_seeds: int = 1, seed: int = 0, eval_resolution: float = 0.02,
-                             show_progress: bool = True) -> dict:
+def steps_to_target_vs_batch(
+    x,
+    y,
+    *,
+    hidden: int,
+    batch_sizes: Sequence[int],
+    lrs: Sequence[float],
+    target_loss: float,
+    max_steps: int,
+    n_seeds: int = 1,
+    seed: int = 0,
+    eval_resolution: float = 0.02,
+    show_progress: bool = True,
+) -> dict:
     """Steps of SGD needed to reach a training loss, for each batch size, best over lrs.
 
     The network is a one-hidden-layer ReLU MLP ``x -> hidden -> n_classes`` (the digits
@@ -282,7 +342,8 @@ def steps_to_target_vs_batch(x, y, *, hidden: int, batch_sizes: Sequence[int],
     dict
         ``batch_sizes``; ``steps`` (n_B, n_lr, n_seeds) steps to target (nan if diverged;
         inf if not reached within ``max_steps`` or, to save compute, not reached by the time
-        the fastest lr of the same seed did: those lrs cannot be the best); ``best_steps`` (n_B, n_seeds) min over lrs; ``best_lr``;
+        the fastest lr of the same seed did: those lrs cannot be the best);
+        ``best_steps`` (n_B, n_seeds) min over lrs; ``best_lr``;
         ``steps_median`` (n_B,) median over seeds of ``best_steps``; ``lrs``; ``diverged``
         (n_B, n_lr, n_seeds) booleans.
 
@@ -295,7 +356,7 @@ def steps_to_target_vs_batch(x, y, *, hidden: int, batch_sizes: Sequence[int],
     """
     import torch
 
-    from .runtime import progress
+    from ..runtime import progress
 
     if not target_loss > 0:
         raise ValueError(f"target_loss must be > 0 nats; got {target_loss!r}")
@@ -305,24 +366,43 @@ def steps_to_target_vs_batch(x, y, *, hidden: int, batch_sizes: Sequence[int],
     bs = [int(b) for b in batch_sizes]
     lrs = [float(v) for v in lrs]
     if not bs or min(bs) < 1 or not lrs or min(lrs) <= 0:
-        raise ValueError("batch_sizes must be ints >= 1 and lrs floats > 0 (both non-empty)")
+        raise ValueError(
+            "batch_sizes must be ints >= 1 and lrs floats > 0 (both non-empty)"
+        )
     if x.ndim != 2 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"x must be (N, d) and y (N,); got {tuple(x.shape)}, {tuple(y.shape)}")
+        raise ValueError(
+            f"x must be (N, d) and y (N,); got {tuple(x.shape)}, {tuple(y.shape)}"
+        )
     dev, dt = x.device, x.dtype
     n, d_in = x.shape
     n_cls = int(y.max()) + 1
     n_lr = len(lrs)
     M = n_lr * n_seeds
-    lr_vec = torch.tensor([lr for lr in lrs for _ in range(n_seeds)], dtype=dt, device=dev)
+    lr_vec = torch.tensor(
+        [lr for lr in lrs for _ in range(n_seeds)], dtype=dt, device=dev
+    )
     steps = np.full((len(bs), n_lr, n_seeds), np.inf)
     div = np.zeros((len(bs), n_lr, n_seeds), dtype=bool)
     it = progress(bs, total=len(bs), desc="batch sweep") if show_progress else bs
     for ib, B in enumerate(it):
-        init = [_stacked_mlp_init(1, d_in, hidden, n_cls,
-                                  torch.Generator().manual_seed(seed * 1000 + s), dev, dt)
-                for s in range(n_seeds)]
-        params = [torch.cat([init[s][k] for _ in lrs for s in range(n_seeds)]).requires_grad_()
-                  for k in range(4)]
+        init = [
+            _stacked_mlp_init(
+                1,
+                d_in,
+                hidden,
+                n_cls,
+                torch.Generator().manual_seed(seed * 1000 + s),
+                dev,
+                dt,
+            )
+            for s in range(n_seeds)
+        ]
+        params = [
+            torch.cat(
+                [init[s][k] for _ in lrs for s in range(n_seeds)]
+            ).requires_grad_()
+            for k in range(4)
+        ]
         gens = torch.Generator().manual_seed(seed * 1000 + 7919 * (ib + 1))
         reached = np.full(M, np.inf)
         dead = torch.zeros(M, dtype=torch.bool, device=dev)
@@ -343,8 +423,12 @@ def steps_to_target_vs_batch(x, y, *, hidden: int, batch_sizes: Sequence[int],
             t += 1
             if t >= next_eval or t == max_steps:
                 with torch.no_grad():
-                    full = _stacked_mlp_loss(params, x.expand(M, n, d_in),
-                                             y.expand(M, n)).double().cpu().numpy()
+                    full = (
+                        _stacked_mlp_loss(params, x.expand(M, n, d_in), y.expand(M, n))
+                        .double()
+                        .cpu()
+                        .numpy()
+                    )
                 dd = dead.cpu().numpy() | ~np.isfinite(full)
                 dead |= torch.as_tensor(dd, device=dev)
                 newly = (full <= target_loss) & ~dd & ~np.isfinite(reached)
@@ -365,5 +449,12 @@ def steps_to_target_vs_batch(x, y, *, hidden: int, batch_sizes: Sequence[int],
         best_lr = np.array(lrs)[filled.argmin(axis=1)]
         best_lr = np.where(np.isfinite(best), best_lr, np.nan)
         med = np.median(best, axis=1)
-    return {"batch_sizes": np.array(bs), "lrs": np.array(lrs), "steps": steps,
-            "best_steps": best, "best_lr": best_lr, "steps_median": med, "diverged": div}
+    return {
+        "batch_sizes": np.array(bs),
+        "lrs": np.array(lrs),
+        "steps": steps,
+        "best_steps": best,
+        "best_lr": best_lr,
+        "steps_median": med,
+        "diverged": div,
+    }

@@ -10,6 +10,7 @@ any kernel starts: unknown chapters, profiles or parameter names, wrong types an
 of range are refused with the list of valid ones.  A failing chapter makes the command exit
 non-zero, prints the failing cell's error and keeps the executed notebook for inspection.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,13 @@ from pathlib import Path
 
 from .params import PROFILES, ParameterError, check_values, parse_cli_value
 
-KERNEL_START_ERRORS = ("Kernel didn't respond", "ZMQError", "Address already in use",
-                       "Kernel died before replying", "DeadKernelError")
+KERNEL_START_ERRORS = (
+    "Kernel didn't respond",
+    "ZMQError",
+    "Address already in use",
+    "Kernel died before replying",
+    "DeadKernelError",
+)
 
 
 def repo_root() -> Path:
@@ -36,14 +42,17 @@ def repo_root() -> Path:
         for p in (start, *start.parents):
             if (p / "_toc.yml").exists() and (p / "book").is_dir():
                 return p
-    raise SystemExit("thermo-nb: cannot find the book (a folder with _toc.yml and book/); "
-                     "run it from the thermo-sgd repository")
+    raise SystemExit(
+        "thermo-nb: cannot find the book (a folder with _toc.yml and book/); "
+        "run it from the thermo-sgd repository"
+    )
 
 
 # ----------------------------------------------------------------------------- list
 
+
 def cmd_list(args) -> int:
-    from .chapters import all_chapters
+    from .registry import all_chapters
 
     for spec in all_chapters():
         print(f"{spec.name}  ({spec.notebook})")
@@ -63,12 +72,13 @@ def cmd_list(args) -> int:
 
 # ----------------------------------------------------------------------------- run
 
+
 @dataclass
 class Job:
     chapter: str
-    source: Path          # notebook in book/
-    output: Path          # executed notebook
-    params: dict          # papermill parameters (validated)
+    source: Path  # notebook in book/
+    output: Path  # executed notebook
+    params: dict  # papermill parameters (validated)
     cwd: Path
     log: Path
 
@@ -87,21 +97,34 @@ def parse_params(pairs: list[str]) -> dict:
     return out
 
 
-def build_jobs(chapters: list[str], profile: str, overrides: dict, out_dir: Path,
-               root: Path) -> list[Job]:
+def build_jobs(
+    chapters: list[str], profile: str, overrides: dict, out_dir: Path, root: Path
+) -> list[Job]:
     """Validate everything first (no kernel is started if anything is wrong)."""
-    from .chapters import get_chapter
+    from .registry import get_chapter
 
     if profile not in PROFILES:
-        raise ParameterError(f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}")
+        raise ParameterError(
+            f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}"
+        )
     jobs = []
     for name in chapters:
         spec = get_chapter(name)
         params = dict(overrides, profile=profile)
         params.setdefault("output_dir", str((out_dir / name).resolve()))
-        check_values(name, params, strict=True)  # raises ParameterError with a clear message
-        jobs.append(Job(name, root / spec.notebook, out_dir / f"{name}.ipynb", params,
-                        cwd=root / "book", log=out_dir / f"{name}.log"))
+        check_values(
+            name, params, strict=True
+        )  # raises ParameterError with a clear message
+        jobs.append(
+            Job(
+                name,
+                root / spec.notebook,
+                out_dir / f"{name}.ipynb",
+                params,
+                cwd=root / "book",
+                log=out_dir / f"{name}.log",
+            )
+        )
     return jobs
 
 
@@ -120,27 +143,53 @@ def _failing_cell_report(nb_path: Path) -> str:
 
                 tb = "\n".join(out.get("traceback", []))
                 tb = re.sub(r"\x1b\[[0-9;]*m", "", tb)  # strip ANSI colours
-                src = cell.source if len(cell.source) < 1500 else cell.source[:1500] + "\n..."
-                return (f"cell {i} failed:\n{src}\n\n{out.get('ename')}: {out.get('evalue')}\n"
-                        f"--- traceback ---\n{tb[-4000:]}")
+                src = (
+                    cell.source
+                    if len(cell.source) < 1500
+                    else cell.source[:1500] + "\n..."
+                )
+                return (
+                    f"cell {i} failed:\n{src}\n\n{out.get('ename')}: {out.get('evalue')}\n"
+                    f"--- traceback ---\n{tb[-4000:]}"
+                )
     return "(no error output found in the executed notebook)"
 
 
-def execute_job(job: Job, kernel: str, timeout: int | None, progress_bars: bool,
-                retries: int = 1, threads: int | None = None) -> float:
+def execute_job(
+    job: Job,
+    kernel: str,
+    timeout: int | None,
+    progress_bars: bool,
+    retries: int = 1,
+    threads: int | None = None,
+) -> float:
     """Run one chapter through papermill in a subprocess; returns seconds. Retries once on
     kernel start-up failures (port races when chapters run in parallel)."""
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "papermill", str(job.source), str(job.output),
-           "-k", kernel, "--cwd", str(job.cwd), "-y", json.dumps(job.params),
-           "--no-progress-bar", "--log-output"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(job.source),
+        str(job.output),
+        "-k",
+        kernel,
+        "--cwd",
+        str(job.cwd),
+        "-y",
+        json.dumps(job.params),
+        "--no-progress-bar",
+        "--log-output",
+    ]
     if timeout:
         cmd += ["--execution-timeout", str(timeout)]
     env = dict(os.environ)
     if not progress_bars:
         env["THERMO_NB_PROGRESS"] = "0"
     env.setdefault("PYTHONHASHSEED", "0")
-    if threads:  # chapters running side by side share the cores instead of oversubscribing
+    if (
+        threads
+    ):  # chapters running side by side share the cores instead of oversubscribing
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(var, str(threads))
     t0 = time.perf_counter()
@@ -150,8 +199,11 @@ def execute_job(job: Job, kernel: str, timeout: int | None, progress_bars: bool,
         if rc == 0:
             return time.perf_counter() - t0
         text = job.log.read_text(errors="replace")
-        if attempt < retries and any(s in text for s in KERNEL_START_ERRORS) \
-                and "PapermillExecutionError" not in text:
+        if (
+            attempt < retries
+            and any(s in text for s in KERNEL_START_ERRORS)
+            and "PapermillExecutionError" not in text
+        ):
             print(f"[{job.chapter}] kernel start failed; retrying once", flush=True)
             continue
         break
@@ -161,11 +213,18 @@ def execute_job(job: Job, kernel: str, timeout: int | None, progress_bars: bool,
         report = job.log.read_text(errors="replace")[-4000:]
     raise ChapterFailed(
         f"chapter {job.chapter!r} failed (papermill exit {rc}).\n{report}\n"
-        f"Executed notebook kept at {job.output}; papermill log at {job.log}")
+        f"Executed notebook kept at {job.output}; papermill log at {job.log}"
+    )
 
 
-def run_jobs(jobs: list[Job], n_jobs: int, kernel: str, timeout: int | None,
-             progress_bars: bool, skip=None) -> list[str]:
+def run_jobs(
+    jobs: list[Job],
+    n_jobs: int,
+    kernel: str,
+    timeout: int | None,
+    progress_bars: bool,
+    skip=None,
+) -> list[str]:
     """Execute jobs (``n_jobs`` at a time); print a line per chapter; return failures."""
     failures = []
     n_workers = max(1, min(n_jobs, len(jobs)))
@@ -175,8 +234,11 @@ def run_jobs(jobs: list[Job], n_jobs: int, kernel: str, timeout: int | None,
         if skip is not None and skip(job):
             print(f"[{job.chapter}] up to date: {job.output}", flush=True)
             return
-        print(f"[{job.chapter}] running {job.source.name} (profile={job.params['profile']}) "
-              f"-> {job.output}", flush=True)
+        print(
+            f"[{job.chapter}] running {job.source.name} (profile={job.params['profile']}) "
+            f"-> {job.output}",
+            flush=True,
+        )
         try:
             secs = execute_job(job, kernel, timeout, progress_bars, threads=threads)
         except ChapterFailed as e:
@@ -193,7 +255,9 @@ def run_jobs(jobs: list[Job], n_jobs: int, kernel: str, timeout: int | None,
 def cmd_run(args) -> int:
     root = repo_root()
     out_dir = Path(args.out).resolve()
-    jobs = build_jobs(args.chapters, args.profile, parse_params(args.param), out_dir, root)
+    jobs = build_jobs(
+        args.chapters, args.profile, parse_params(args.param), out_dir, root
+    )
     failures = run_jobs(jobs, args.jobs, args.kernel, args.timeout, progress_bars=True)
     for job in jobs:
         if job.chapter not in failures:
@@ -204,8 +268,9 @@ def cmd_run(args) -> int:
 
 # ----------------------------------------------------------------------------- build
 
+
 def _fingerprint_job(job: Job) -> str:
-    from .runtime import _package_fingerprint
+    from ..runtime.cache import _package_fingerprint
 
     h = hashlib.sha256(job.source.read_bytes())
     h.update(json.dumps(job.params, sort_keys=True).encode())
@@ -221,7 +286,12 @@ def _mathjax_dir() -> Path | None:
         spec = importlib.util.find_spec("mathjax")
         if spec is None or not spec.submodule_search_locations:
             return None
-        d = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
+        d = (
+            Path(list(spec.submodule_search_locations)[0])
+            / "static"
+            / "mathjax"
+            / "es5"
+        )
         return d if (d / "tex-mml-chtml.js").exists() else None
     except Exception:  # pragma: no cover
         return None
@@ -234,19 +304,25 @@ def stage_book(root: Path, stage: Path) -> None:
     stage.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, stage / name)
-    shutil.copytree(root / "book", stage / "book",
-                    ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "_output"))
+    shutil.copytree(
+        root / "book",
+        stage / "book",
+        ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "_output"),
+    )
     static = stage / "_static"
     static.mkdir(exist_ok=True)
     mj = _mathjax_dir()
     if mj is None:
-        raise SystemExit("thermo-nb build: the local MathJax copy is missing; install the "
-                         "book extra: pip install -e '.[book]' (package django-static-mathjax)")
+        raise SystemExit(
+            "thermo-nb build: the local MathJax copy is missing; install the "
+            "book extra: pip install -e '.[book]' (package django-static-mathjax)"
+        )
     shutil.copytree(mj, static / "mathjax")
 
 
 def cmd_build(args) -> int:
-    from .chapters import CHAPTER_MODULES, get_chapter
+    from ..chapters import CHAPTER_MODULES
+    from .registry import get_chapter
     from .report import scorecard_page
 
     root = repo_root()
@@ -263,15 +339,24 @@ def cmd_build(args) -> int:
     def up_to_date(job: Job) -> bool:
         key = job.output.with_suffix(".key")
         sc = Path(job.params["output_dir"]) / "scorecard.json"
-        return (not args.force and key.exists() and job.output.exists() and sc.exists()
-                and key.read_text() == _fingerprint_job(job))
+        return (
+            not args.force
+            and key.exists()
+            and job.output.exists()
+            and sc.exists()
+            and key.read_text() == _fingerprint_job(job)
+        )
 
     t0 = time.perf_counter()
-    failures = run_jobs(jobs, args.jobs, args.kernel, args.timeout, progress_bars=False,
-                        skip=up_to_date)
+    failures = run_jobs(
+        jobs, args.jobs, args.kernel, args.timeout, progress_bars=False, skip=up_to_date
+    )
     if failures:
-        print(f"thermo-nb build: {len(failures)} chapter(s) failed: {failures}; "
-              "the HTML book was not built", file=sys.stderr)
+        print(
+            f"thermo-nb build: {len(failures)} chapter(s) failed: {failures}; "
+            "the HTML book was not built",
+            file=sys.stderr,
+        )
         return 1
     for job in jobs:
         job.output.with_suffix(".key").write_text(_fingerprint_job(job))
@@ -281,28 +366,44 @@ def cmd_build(args) -> int:
         shutil.copy2(job.output, stage / "book" / job.output.name)
     page = scorecard_page(
         (get_chapter(c).name, get_chapter(c).title, outputs / c / "scorecard.json")
-        for c in CHAPTER_MODULES)
+        for c in CHAPTER_MODULES
+    )
     (stage / "book" / "scorecard.md").write_text(page)
 
-    cmd = ["jupyter-book", "build", str(stage), "--path-output", str(root), "-W", "-n",
-           "--keep-going"]
-    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or \
-        shutil.which("jupyter-book")
+    cmd = [
+        "jupyter-book",
+        "build",
+        str(stage),
+        "--path-output",
+        str(root),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
+    jb = shutil.which(
+        "jupyter-book", path=str(Path(sys.executable).parent)
+    ) or shutil.which("jupyter-book")
     if jb is None:
-        raise SystemExit("thermo-nb build: jupyter-book is not installed; "
-                         "pip install -e '.[book]'")
+        raise SystemExit(
+            "thermo-nb build: jupyter-book is not installed; pip install -e '.[book]'"
+        )
     cmd[0] = jb
     print("building HTML:", " ".join(cmd), flush=True)
     rc = subprocess.call(cmd, cwd=root)
     if rc != 0:
-        print("thermo-nb build: jupyter-book build failed (warnings are errors)",
-              file=sys.stderr)
+        print(
+            "thermo-nb build: jupyter-book build failed (warnings are errors)",
+            file=sys.stderr,
+        )
         return rc
-    print(f"book built in {time.perf_counter() - t0:.0f} s: {root / '_build/html/index.html'}")
+    print(
+        f"book built in {time.perf_counter() - t0:.0f} s: {root / '_build/html/index.html'}"
+    )
     return 0
 
 
 # ----------------------------------------------------------------------------- strip
+
 
 def strip_outputs(path: Path) -> bool:
     """Remove outputs, execution counts and papermill metadata from a notebook in place.
@@ -334,9 +435,13 @@ def cmd_strip(args) -> int:
 
 # ----------------------------------------------------------------------------- main
 
+
 def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="thermo-nb", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="thermo-nb",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list chapters and their parameters")
@@ -344,30 +449,55 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     def common(p):
-        p.add_argument("--profile", default="quick",
-                       help=f"one of {list(PROFILES)} (default: quick)")
-        p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", default=[],
-                       help="override a chapter parameter (YAML value), repeatable")
-        p.add_argument("--jobs", type=int, default=1, help="chapters executed in parallel")
-        p.add_argument("--kernel", default="python3", help="Jupyter kernel (default python3)")
-        p.add_argument("--timeout", type=int, default=None,
-                       help="per-cell timeout in seconds (default: none)")
+        p.add_argument(
+            "--profile",
+            default="quick",
+            help=f"one of {list(PROFILES)} (default: quick)",
+        )
+        p.add_argument(
+            "-p",
+            "--param",
+            action="append",
+            metavar="NAME=VALUE",
+            default=[],
+            help="override a chapter parameter (YAML value), repeatable",
+        )
+        p.add_argument(
+            "--jobs", type=int, default=1, help="chapters executed in parallel"
+        )
+        p.add_argument(
+            "--kernel", default="python3", help="Jupyter kernel (default python3)"
+        )
+        p.add_argument(
+            "--timeout",
+            type=int,
+            default=None,
+            help="per-cell timeout in seconds (default: none)",
+        )
 
     p = sub.add_parser("run", help="execute chapters with papermill")
     p.add_argument("chapters", nargs="+", metavar="CHAPTER")
-    p.add_argument("--out", default="_output",
-                   help="folder for executed notebooks and chapter outputs (default _output)")
+    p.add_argument(
+        "--out",
+        default="_output",
+        help="folder for executed notebooks and chapter outputs (default _output)",
+    )
     common(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("strip", help="remove outputs from notebooks (book/*.ipynb by default)")
+    p = sub.add_parser(
+        "strip", help="remove outputs from notebooks (book/*.ipynb by default)"
+    )
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     p.set_defaults(func=cmd_strip)
 
     p = sub.add_parser("build", help="execute every chapter and build the HTML book")
-    p.add_argument("--force", action="store_true",
-                   help="re-execute chapters even when notebook, parameters and package "
-                        "are unchanged")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="re-execute chapters even when notebook, parameters and package "
+        "are unchanged",
+    )
     common(p)
     p.set_defaults(func=cmd_build)
     return ap

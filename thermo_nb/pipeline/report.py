@@ -4,18 +4,35 @@ Contract (``../shared/DESIGN.md``): a chapter ends with a table with one row per
 exactly the keys ``id, claim, source, expected, measured, tolerance, verdict, profile``,
 and writes it to ``output_dir/scorecard.json`` as a JSON list of objects.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .runtime import atomic_write_bytes
+from ..runtime import atomic_write_bytes
 
-VERDICTS = ("reproduced", "partially reproduced", "not reproduced", "refuted", "inconclusive")
-KEYS = ("id", "claim", "source", "expected", "measured", "tolerance", "verdict", "profile")
+VERDICTS = (
+    "reproduced",
+    "partially reproduced",
+    "not reproduced",
+    "refuted",
+    "inconclusive",
+)
+KEYS = (
+    "id",
+    "claim",
+    "source",
+    "expected",
+    "measured",
+    "tolerance",
+    "verdict",
+    "profile",
+)
 
 _VERDICT_COLOUR = {  # background colours of the verdict cells (colour-blind safe pairs)
     "reproduced": "#d4edda",
@@ -48,8 +65,14 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def verdict_from_tolerance(measured: float, expected: float, tolerance: float, *,
-                           partial_factor: float = 3.0, relative: bool = False) -> str:
+def verdict_from_tolerance(
+    measured: float,
+    expected: float,
+    tolerance: float,
+    *,
+    partial_factor: float = 3.0,
+    relative: bool = False,
+) -> str:
     """Verdict for a numeric claim ``measured ≈ expected ± tolerance``.
 
     ``reproduced`` if ``|measured - expected| <= tolerance``; ``partially reproduced`` if
@@ -85,16 +108,34 @@ class Scorecard:
         self.profile = profile
         self.rows: list[dict] = []
 
-    def add(self, id: str, *, claim: str, source: str, expected: Any, measured: Any,
-            tolerance: Any, verdict: str) -> dict:
+    def add(
+        self,
+        id: str,
+        *,
+        claim: str,
+        source: str,
+        expected: Any,
+        measured: Any,
+        tolerance: Any,
+        verdict: str,
+    ) -> dict:
         """Add (or replace, by ``id``) one claim. ``verdict`` must be one of :data:`VERDICTS`."""
         if verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {list(VERDICTS)}, got {verdict!r}")
+            raise ValueError(
+                f"verdict must be one of {list(VERDICTS)}, got {verdict!r}"
+            )
         if not isinstance(id, str) or not id:
             raise ValueError(f"id must be a non-empty string, got {id!r}")
-        row = {"id": id, "claim": claim, "source": source, "expected": _jsonable(expected),
-               "measured": _jsonable(measured), "tolerance": _jsonable(tolerance),
-               "verdict": verdict, "profile": self.profile}
+        row = {
+            "id": id,
+            "claim": claim,
+            "source": source,
+            "expected": _jsonable(expected),
+            "measured": _jsonable(measured),
+            "tolerance": _jsonable(tolerance),
+            "verdict": verdict,
+            "profile": self.profile,
+        }
         self.rows = [r for r in self.rows if r["id"] != id] + [row]
         return row
 
@@ -106,7 +147,9 @@ class Scorecard:
     def write(self, output_dir: "str | os.PathLike") -> Path:
         """Write ``output_dir/scorecard.json`` atomically and return its path."""
         path = Path(output_dir) / "scorecard.json"
-        atomic_write_bytes(path, json.dumps(self.rows, indent=2, ensure_ascii=False).encode())
+        atomic_write_bytes(
+            path, json.dumps(self.rows, indent=2, ensure_ascii=False).encode()
+        )
         return path
 
     def show(self, output_dir: "str | os.PathLike | None" = None) -> None:
@@ -115,22 +158,35 @@ class Scorecard:
             self.write(output_dir)
         # The verdict comes right after the id so it is visible without scrolling; the
         # profile goes into the caption (the JSON keeps the contract's key order).
-        df = self.to_frame()[["id", "verdict", "claim", "expected", "measured", "tolerance",
-                              "source"]]
+        df = self.to_frame()[
+            ["id", "verdict", "claim", "expected", "measured", "tolerance", "source"]
+        ]
         for col in ("expected", "measured", "tolerance"):
             df[col] = df[col].map(format_value)
         try:
             from IPython.display import display
 
             counts = ", ".join(f"{n} {v}" for v, n in self.summary().items() if n)
-            styled = (df.style.hide(axis="index")
-                      .set_caption(f"Scorecard of {self.chapter!r} (profile {self.profile!r}): "
-                                   f"{counts}")
-                      .set_properties(**{"text-align": "left", "white-space": "normal",
-                                         "font-size": "0.85em", "vertical-align": "top"})
-                      .set_properties(subset=["id", "verdict"], **{"white-space": "nowrap"})
-                      .map(lambda v: f"background-color: {_VERDICT_COLOUR.get(v, 'white')}",
-                           subset=["verdict"]))
+            styled = (
+                df.style.hide(axis="index")
+                .set_caption(
+                    f"Scorecard of {self.chapter!r} (profile {self.profile!r}): "
+                    f"{counts}"
+                )
+                .set_properties(
+                    **{
+                        "text-align": "left",
+                        "white-space": "normal",
+                        "font-size": "0.85em",
+                        "vertical-align": "top",
+                    }
+                )
+                .set_properties(subset=["id", "verdict"], **{"white-space": "nowrap"})
+                .map(
+                    lambda v: f"background-color: {_VERDICT_COLOUR.get(v, 'white')}",
+                    subset=["verdict"],
+                )
+            )
             display(styled)
         except ImportError:  # pragma: no cover
             print(df.to_string(index=False))
@@ -143,10 +199,14 @@ def load_scorecard(path: "str | os.PathLike") -> list[dict]:
     """Read and check a ``scorecard.json`` (a list of objects with exactly :data:`KEYS`)."""
     rows = json.loads(Path(path).read_text())
     if not isinstance(rows, list):
-        raise ValueError(f"{path}: a scorecard must be a JSON list, got {type(rows).__name__}")
+        raise ValueError(
+            f"{path}: a scorecard must be a JSON list, got {type(rows).__name__}"
+        )
     for i, r in enumerate(rows):
         if set(r) != set(KEYS):
-            raise ValueError(f"{path}: row {i} has keys {sorted(r)}, expected {list(KEYS)}")
+            raise ValueError(
+                f"{path}: row {i} has keys {sorted(r)}, expected {list(KEYS)}"
+            )
         if r["verdict"] not in VERDICTS:
             raise ValueError(f"{path}: row {i} has verdict {r['verdict']!r}")
     return rows
@@ -158,11 +218,15 @@ def _md_cell(x: Any) -> str:
 
 def _verdict_badge(verdict: str) -> str:
     colour = _VERDICT_COLOUR[verdict]
-    return (f'<span style="background-color:{colour};padding:0 0.4em;border-radius:3px;'
-            f'white-space:nowrap"><strong>{verdict}</strong></span>')
+    return (
+        f'<span style="background-color:{colour};padding:0 0.4em;border-radius:3px;'
+        f'white-space:nowrap"><strong>{verdict}</strong></span>'
+    )
 
 
-def scorecard_page(chapters: Iterable[tuple[str, str, "str | os.PathLike | None"]]) -> str:
+def scorecard_page(
+    chapters: Iterable[tuple[str, str, "str | os.PathLike | None"]],
+) -> str:
     """Markdown of the book's *Scorecard* page from each chapter's ``scorecard.json``.
 
     Parameters
@@ -175,28 +239,51 @@ def scorecard_page(chapters: Iterable[tuple[str, str, "str | os.PathLike | None"
     for doc, title, path in chapters:
         sections += [f"## {title}", ""]
         if path is None or not Path(path).exists():
-            sections += [f"*No scorecard: the chapter [{doc}]({doc}.ipynb) was not executed "
-                         "in this build.*", ""]
+            sections += [
+                f"*No scorecard: the chapter [{doc}]({doc}.ipynb) was not executed "
+                "in this build.*",
+                "",
+            ]
             summary.append(f"| [{title}]({doc}.ipynb) | - | not executed |")
             continue
         rows = load_scorecard(path)
         counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
-        summary.append(f"| [{title}]({doc}.ipynb) | {len(rows)} | " +
-                       ", ".join(f"{n} {v}" for v, n in counts.items() if n) + " |")
+        summary.append(
+            f"| [{title}]({doc}.ipynb) | {len(rows)} | "
+            + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+            + " |"
+        )
         # the verdict right after the id, so it is visible without scrolling
-        sections += [f"Read the chapter: [{title}]({doc}.ipynb).", "",
-                     "| id | verdict | claim | expected | measured | tolerance | source | profile |",
-                     "|---|---|---|---|---|---|---|---|"]
+        sections += [
+            f"Read the chapter: [{title}]({doc}.ipynb).",
+            "",
+            "| id | verdict | claim | expected | measured | tolerance | source | profile |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             cells = [_md_cell(r["id"]), _verdict_badge(r["verdict"])]
-            cells += [_md_cell(format_value(r[k])) for k in
-                      ("claim", "expected", "measured", "tolerance", "source", "profile")]
+            cells += [
+                _md_cell(format_value(r[k]))
+                for k in (
+                    "claim",
+                    "expected",
+                    "measured",
+                    "tolerance",
+                    "source",
+                    "profile",
+                )
+            ]
             sections.append("| " + " | ".join(cells) + " |")
         sections.append("")
-    lines = ["# Scorecard", "",
-             "Every claim the book tests, with the verdict its chapter measured. This page is "
-             "generated by `thermo-nb build` from the `scorecard.json` file each chapter "
-             "writes; the profile column says at which scale the numbers were measured "
-             "(`quick`: minutes on two CPU cores; `full`: the papers' scale on a GPU).", "",
-             *summary, ""]
+    lines = [
+        "# Scorecard",
+        "",
+        "Every claim the book tests, with the verdict its chapter measured. This page is "
+        "generated by `thermo-nb build` from the `scorecard.json` file each chapter "
+        "writes; the profile column says at which scale the numbers were measured "
+        "(`quick`: minutes on two CPU cores; `full`: the papers' scale on a GPU).",
+        "",
+        *summary,
+        "",
+    ]
     return "\n".join(lines + sections)

@@ -18,6 +18,7 @@ intervals (Student t) when one curve is given, and replica-bootstrap percentile 
 when R is given per replica (rows = replicas), because the residuals of one trajectory's
 R(t) are strongly autocorrelated and OLS intervals would be too narrow.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,7 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-__all__ = ["GrowthFit", "GROWTH_LAWS", "fit_growth_law", "fit_growth_laws", "best_growth_law"]
+__all__ = [
+    "GrowthFit",
+    "GROWTH_LAWS",
+    "fit_growth_law",
+    "fit_growth_laws",
+    "best_growth_law",
+]
 
 GROWTH_LAWS = ("exponential", "logarithmic", "power")
 
@@ -93,10 +100,14 @@ def _check(t, R):
     if t.ndim != 1:
         raise ValueError(f"t must be 1-D, got shape {t.shape}")
     if R.ndim not in (1, 2) or R.shape[-1] != t.size:
-        raise ValueError(f"R must have shape (n_t,) or (n_replicas, n_t) with n_t = {t.size}, "
-                         f"got {R.shape}")
+        raise ValueError(
+            f"R must have shape (n_t,) or (n_replicas, n_t) with n_t = {t.size}, "
+            f"got {R.shape}"
+        )
     if t.size < 4:
-        raise ValueError(f"need at least 4 time points to fit a 2-parameter law, got {t.size}")
+        raise ValueError(
+            f"need at least 4 time points to fit a 2-parameter law, got {t.size}"
+        )
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(R))):
         raise ValueError("t and R must be finite (drop diverged replicas first)")
     if np.any(t <= 0):
@@ -106,8 +117,15 @@ def _check(t, R):
     return t, R
 
 
-def fit_growth_law(t, R, law: str, *, level: float = 0.95, n_boot: int = 500,
-                   generator: np.random.Generator | None = None) -> GrowthFit:
+def fit_growth_law(
+    t,
+    R,
+    law: str,
+    *,
+    level: float = 0.95,
+    n_boot: int = 500,
+    generator: np.random.Generator | None = None,
+) -> GrowthFit:
     r"""Fit one growth law of R(t) by least squares in the law's linear coordinates.
 
     Parameters
@@ -179,15 +197,31 @@ def fit_growth_law(t, R, law: str, *, level: float = 0.95, n_boot: int = 500,
         lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2], axis=0)
         a_ci, b_ci = (lo[0], hi[0]), (lo[1], hi[1])
         method = "bootstrap"
-    return GrowthFit(law=law, a=float(coef[0]), b=float(coef[1]),
-                     a_ci=(float(a_ci[0]), float(a_ci[1])),
-                     b_ci=(float(b_ci[0]), float(b_ci[1])), level=level, r2=float(r2),
-                     log_likelihood=float(ll), aic=float(2 * k - 2 * ll),
-                     bic=float(k * np.log(n) - 2 * ll), n=n, ci_method=method)
+    return GrowthFit(
+        law=law,
+        a=float(coef[0]),
+        b=float(coef[1]),
+        a_ci=(float(a_ci[0]), float(a_ci[1])),
+        b_ci=(float(b_ci[0]), float(b_ci[1])),
+        level=level,
+        r2=float(r2),
+        log_likelihood=float(ll),
+        aic=float(2 * k - 2 * ll),
+        bic=float(k * np.log(n) - 2 * ll),
+        n=n,
+        ci_method=method,
+    )
 
 
-def fit_growth_laws(t, R, *, laws=GROWTH_LAWS, level: float = 0.95, n_boot: int = 500,
-                    generator: np.random.Generator | None = None) -> dict:
+def fit_growth_laws(
+    t,
+    R,
+    *,
+    laws=GROWTH_LAWS,
+    level: float = 0.95,
+    n_boot: int = 500,
+    generator: np.random.Generator | None = None,
+) -> dict:
     """Fit every law in ``laws`` to the same data; returns ``{law: GrowthFit}``.
 
     The AIC weights ``w_law = exp(-dAIC/2) / sum exp(-dAIC/2)`` are stored in each
@@ -201,13 +235,15 @@ def fit_growth_laws(t, R, *, laws=GROWTH_LAWS, level: float = 0.95, n_boot: int 
     >>> best_growth_law(fits)
     'logarithmic'
     """
-    fits = {law: fit_growth_law(t, R, law, level=level, n_boot=n_boot, generator=generator)
-            for law in laws}
+    fits = {
+        law: fit_growth_law(t, R, law, level=level, n_boot=n_boot, generator=generator)
+        for law in laws
+    }
     aic = np.array([f.aic for f in fits.values()])
     d = aic - aic.min()
     w = np.exp(-d / 2)
     w /= w.sum()
-    for (law, f), di, wi in zip(fits.items(), d, w):
+    for f, di, wi in zip(fits.values(), d, w):
         f.extra["delta_aic"] = float(di)
         f.extra["aic_weight"] = float(wi)
     return fits

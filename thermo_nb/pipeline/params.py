@@ -13,12 +13,14 @@ The specifications live in ``thermo_nb/chapters/<chapter>.py`` (one module per c
 the single place where profile defaults are written down); the command line uses the same
 specifications to refuse unknown names and bad values before it starts a kernel.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 PROFILES = ("quick", "full")
 _MISSING = object()
@@ -78,10 +80,12 @@ class Param:
 
     def check(self, value: Any) -> Any:
         """Return the value converted to the parameter's type, or raise ParameterError."""
+
         def fail(why: str):
             raise ParameterError(
                 f"parameter {self.name!r}: {why}; got {value!r} ({type(value).__name__}). "
-                f"Allowed: {self.allowed()}. ({self.help})")
+                f"Allowed: {self.allowed()}. ({self.help})"
+            )
 
         if value is None:
             if self.nullable:
@@ -108,7 +112,8 @@ class Param:
                 fail("must be a string")
         elif t is list:
             if not isinstance(value, (list, tuple)) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            ):
                 fail("must be a list of numbers")
             value = list(value)
             if not value:
@@ -117,7 +122,7 @@ class Param:
             raise TypeError(f"unsupported parameter type {t!r} for {self.name}")
         if self.choices is not None and value not in self.choices:
             fail("not an allowed value")
-        for v in (value if t is list else [value]):
+        for v in value if t is list else [value]:
             if self.low is not None and v < self.low:
                 fail(f"below the minimum {self.low}")
             if self.high is not None and v > self.high:
@@ -128,14 +133,34 @@ class Param:
 def common_params(chapter: str) -> list[Param]:
     """The parameters every chapter has (DESIGN.md): profile, device, seed, output_dir."""
     return [
-        Param("profile", str, '"quick" (2 CPU cores, minutes) or "full" (paper scale, GPU)',
-              default="quick", choices=PROFILES),
-        Param("device", str, '"auto" (CUDA when present), "cpu" or "cuda"', default="auto",
-              choices=("auto", "cpu", "cuda")),
-        Param("seed", int, "RNG seed; the same seed gives bit-identical CPU results",
-              default=0, low=0, high=2**32 - 1),
-        Param("output_dir", str, "folder for scorecard.json, figures and the result cache",
-              default=f"_output/{chapter}"),
+        Param(
+            "profile",
+            str,
+            '"quick" (2 CPU cores, minutes) or "full" (paper scale, GPU)',
+            default="quick",
+            choices=PROFILES,
+        ),
+        Param(
+            "device",
+            str,
+            '"auto" (CUDA when present), "cpu" or "cuda"',
+            default="auto",
+            choices=("auto", "cpu", "cuda"),
+        ),
+        Param(
+            "seed",
+            int,
+            "RNG seed; the same seed gives bit-identical CPU results",
+            default=0,
+            low=0,
+            high=2**32 - 1,
+        ),
+        Param(
+            "output_dir",
+            str,
+            "folder for scorecard.json, figures and the result cache",
+            default=f"_output/{chapter}",
+        ),
     ]
 
 
@@ -159,7 +184,8 @@ class ChapterSpec:
                 return p
         raise ParameterError(
             f"unknown parameter {name!r} for chapter {self.name!r}; valid parameters: "
-            f"{sorted(p.name for p in self.params)}")
+            f"{sorted(p.name for p in self.params)}"
+        )
 
     @property
     def names(self) -> list[str]:
@@ -182,7 +208,9 @@ class Config(dict):
             raise AttributeError(name) from None
 
 
-def check_values(chapter: str, values: Mapping[str, Any], *, strict: bool = False) -> dict:
+def check_values(
+    chapter: str, values: Mapping[str, Any], *, strict: bool = False
+) -> dict:
     """Validate ``values`` against the chapter's specification (no side effects).
 
     Parameters
@@ -200,7 +228,7 @@ def check_values(chapter: str, values: Mapping[str, Any], *, strict: bool = Fals
     dict
         Every parameter of the chapter, profile defaults filled in.
     """
-    from .chapters import get_chapter
+    from .registry import get_chapter
 
     spec = get_chapter(chapter)
     if strict:
@@ -208,7 +236,8 @@ def check_values(chapter: str, values: Mapping[str, Any], *, strict: bool = Fals
         if unknown:
             raise ParameterError(
                 f"unknown parameter(s) {unknown} for chapter {chapter!r}; valid parameters: "
-                f"{sorted(spec.names)}")
+                f"{sorted(spec.names)}"
+            )
     profile = spec.param("profile").check(values.get("profile", "quick"))
     out = {}
     for p in spec.params:
@@ -231,7 +260,7 @@ def validate_parameters(chapter: str, values: Mapping[str, Any]) -> Config:
     ParameterError
         Naming the parameter, the value and the allowed values.
     """
-    from .runtime import DeviceError, ResultCache, resolve_device, seed_everything
+    from ..runtime import DeviceError, ResultCache, resolve_device, seed_everything
 
     cfg = Config(check_values(chapter, values))
     try:
@@ -246,7 +275,7 @@ def validate_parameters(chapter: str, values: Mapping[str, Any]) -> Config:
     object.__setattr__(cfg, "cache", ResultCache(out / "cache"))
     object.__setattr__(cfg, "chapter", chapter)
     try:
-        from .plotting import set_book_style
+        from ..plotting import set_book_style
 
         set_book_style()
     except ImportError:  # pragma: no cover - matplotlib is a hard dependency

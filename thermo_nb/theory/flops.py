@@ -5,9 +5,10 @@ value 6 is 2 (one multiply-add per weight in the forward pass) plus 4 (two matri
 the same size in the backward pass: the gradient with respect to the inputs and with respect
 to the weights). :func:`count_training_flops` measures it instead of assuming it.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -15,9 +16,13 @@ from torch import nn
 __all__ = ["count_training_flops", "flops_per_token_per_parameter"]
 
 
-def count_training_flops(model: nn.Module, inputs: torch.Tensor,
-                         loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                         *, backward: bool = True) -> dict:
+def count_training_flops(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    backward: bool = True,
+) -> dict:
     """FLOPs of one forward (and backward) pass, counted by ``FlopCounterMode``.
 
     Parameters
@@ -78,9 +83,13 @@ def count_training_flops(model: nn.Module, inputs: torch.Tensor,
     return result
 
 
-def flops_per_token_per_parameter(model: nn.Module, inputs: torch.Tensor, n_tokens: int,
-                                  n_parameters: int | None = None,
-                                  loss_fn: Callable | None = None) -> dict:
+def flops_per_token_per_parameter(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    n_tokens: int,
+    n_parameters: int | None = None,
+    loss_fn: Callable | None = None,
+) -> dict:
     """Measured ``k = C / (N D)`` of one training step, in FLOP / token / parameter.
 
     Parameters
@@ -112,6 +121,11 @@ def flops_per_token_per_parameter(model: nn.Module, inputs: torch.Tensor, n_toke
         raise ValueError(f"n_parameters must be >= 1; got {n_parameters}")
     fl = count_training_flops(model, inputs, loss_fn)
     denom = n_tokens * n_parameters
-    return {"k_forward": fl["forward"] / denom, "k_backward": fl["backward"] / denom,
-            "k": fl["total"] / denom, "flops": fl, "n_parameters": int(n_parameters),
-            "n_tokens": n_tokens}
+    return {
+        "k_forward": fl["forward"] / denom,
+        "k_backward": fl["backward"] / denom,
+        "k": fl["total"] / denom,
+        "flops": fl,
+        "n_parameters": int(n_parameters),
+        "n_tokens": n_tokens,
+    }

@@ -6,13 +6,21 @@ stored floating-point words (``int32`` for fp32, ``int16`` for bf16/fp16), and s
 floating-point rule that decides whether an update changes a stored weight at all:
 under round-to-nearest-even, ``fl(w + u) = w`` whenever ``|u| < ulp(w)/2``.
 """
+
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
 
-__all__ = ["FORMATS", "float_bits", "count_changed_bits", "bit_change_stats", "ulp",
-           "update_changes_weight", "train_tracking_bit_changes"]
+__all__ = [
+    "FORMATS",
+    "float_bits",
+    "count_changed_bits",
+    "bit_change_stats",
+    "ulp",
+    "update_changes_weight",
+    "train_tracking_bit_changes",
+]
 
 # significand bits p (with the implicit bit), smallest normal exponent, integer view, width
 FORMATS = {
@@ -29,7 +37,9 @@ def _check_float(name, t):
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor; got {type(t).__name__}")
     if t.dtype not in FORMATS:
-        raise ValueError(f"{name} must have dtype float32, bfloat16 or float16; got {t.dtype}")
+        raise ValueError(
+            f"{name} must have dtype float32, bfloat16 or float16; got {t.dtype}"
+        )
 
 
 def float_bits(x: torch.Tensor) -> torch.Tensor:
@@ -66,8 +76,10 @@ def count_changed_bits(before: torch.Tensor, after: torch.Tensor) -> torch.Tenso
     _check_float("before", before)
     _check_float("after", after)
     if before.dtype != after.dtype or before.shape != after.shape:
-        raise ValueError(f"before and after must share dtype and shape; got {before.dtype} "
-                         f"{tuple(before.shape)} and {after.dtype} {tuple(after.shape)}")
+        raise ValueError(
+            f"before and after must share dtype and shape; got {before.dtype} "
+            f"{tuple(before.shape)} and {after.dtype} {tuple(after.shape)}"
+        )
     x = torch.bitwise_xor(float_bits(before), float_bits(after))
     nbytes = FORMATS[before.dtype]["bits"] // 8
     by = x.reshape(-1).view(torch.uint8).reshape(-1, nbytes).long()
@@ -93,7 +105,9 @@ def bit_change_stats(before, after) -> dict:
     if isinstance(before, torch.Tensor):
         before, after = [before], [after]
     if len(before) != len(after) or not before:
-        raise ValueError("before and after must hold the same (non-zero) number of tensors")
+        raise ValueError(
+            "before and after must hold the same (non-zero) number of tensors"
+        )
     n = nch = bits = width_bits = 0
     for b, a in zip(before, after):
         c = count_changed_bits(b, a)
@@ -101,9 +115,14 @@ def bit_change_stats(before, after) -> dict:
         nch += int((c > 0).sum())
         bits += int(c.sum())
         width_bits += c.numel() * FORMATS[b.dtype]["bits"]
-    return {"n_params": n, "n_changed": nch, "bits_changed": bits,
-            "fraction_params_changed": nch / n, "fraction_bits_changed": bits / width_bits,
-            "bits_per_changed_param": bits / nch if nch else 0.0}
+    return {
+        "n_params": n,
+        "n_changed": nch,
+        "bits_changed": bits,
+        "fraction_params_changed": nch / n,
+        "fraction_bits_changed": bits / width_bits,
+        "bits_per_changed_param": bits / nch if nch else 0.0,
+    }
 
 
 def ulp(w: torch.Tensor) -> torch.Tensor:
@@ -171,11 +190,20 @@ def update_changes_weight(w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (a > half) | ((a == half) & odd & (a > 0))
 
 
-def train_tracking_bit_changes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                               dtype: torch.dtype = torch.float32, lr: float = 0.1,
-                               batch_size: int = 32, n_steps: int = 1000,
-                               record_every: int = 1, seed: int = 0,
-                               snapshot_steps=(), show_progress: bool = True) -> dict:
+def train_tracking_bit_changes(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.float32,
+    lr: float = 0.1,
+    batch_size: int = 32,
+    n_steps: int = 1000,
+    record_every: int = 1,
+    seed: int = 0,
+    snapshot_steps=(),
+    show_progress: bool = True,
+) -> dict:
     """Plain SGD with weights *stored* in ``dtype``; record which bits each update changes.
 
     Parameters
@@ -217,12 +245,15 @@ def train_tracking_bit_changes(model: torch.nn.Module, x: torch.Tensor, y: torch
     The update is ``w <- fl(w + fl(-lr g))`` with ``g`` the minibatch gradient computed in
     ``dtype``; the changed bits are ``popcount(bits(w_old) XOR bits(w_new))``.
     """
-    from .runtime import progress
+    from ..runtime import progress
 
     if dtype not in FORMATS:
         raise ValueError(f"dtype must be one of {list(FORMATS)}; got {dtype}")
-    for name, v in (("batch_size", batch_size), ("n_steps", n_steps),
-                    ("record_every", record_every)):
+    for name, v in (
+        ("batch_size", batch_size),
+        ("n_steps", n_steps),
+        ("record_every", record_every),
+    ):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an int >= 1; got {v!r}")
     if not lr > 0:
@@ -231,9 +262,16 @@ def train_tracking_bit_changes(model: torch.nn.Module, x: torch.Tensor, y: torch
     xd = x.to(dtype)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    keys = ("step", "loss", "fraction_params_changed", "fraction_bits_changed",
-            "bits_per_changed_param", "predicted_fraction_changed", "rule_mismatches",
-            "relative_update")
+    keys = (
+        "step",
+        "loss",
+        "fraction_params_changed",
+        "fraction_bits_changed",
+        "bits_per_changed_param",
+        "predicted_fraction_changed",
+        "rule_mismatches",
+        "relative_update",
+    )
     rec = {k: [] for k in keys}
     diverged = False
     snaps = {}
@@ -243,7 +281,9 @@ def train_tracking_bit_changes(model: torch.nn.Module, x: torch.Tensor, y: torch
         it = progress(it, total=n_steps, desc=f"SGD {str(dtype).replace('torch.', '')}")
     for t in it:
         if t in want:
-            snaps[t] = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+            snaps[t] = {
+                k: v.detach().float().clone() for k, v in model.state_dict().items()
+            }
         idx = torch.randint(x.shape[0], (batch_size,), generator=gen).to(x.device)
         loss = F.cross_entropy(model(xd[idx]).float(), y[idx])
         if not torch.isfinite(loss):
@@ -260,15 +300,24 @@ def train_tracking_bit_changes(model: torch.nn.Module, x: torch.Tensor, y: torch
                 p.add_((-lr * g).to(dtype))
         if record:
             st = bit_change_stats(before, [p.detach() for p in params])
-            changed = [count_changed_bits(b, p.detach()) > 0 for b, p in zip(before, params)]
+            changed = [
+                count_changed_bits(b, p.detach()) > 0 for b, p in zip(before, params)
+            ]
             n_pred = sum(int(pp.sum()) for pp in pred)
             mism = sum(int((pp != c).sum()) for pp, c in zip(pred, changed))
-            rel = torch.cat([(u.double().abs() / b.double().abs().clamp_min(1e-30)).reshape(-1)
-                             for u, b in zip(updates, before)])
+            rel = torch.cat(
+                [
+                    (u.double().abs() / b.double().abs().clamp_min(1e-30)).reshape(-1)
+                    for u, b in zip(updates, before)
+                ]
+            )
             rec["step"].append(t)
             rec["loss"].append(float(loss.detach()))
-            for k in ("fraction_params_changed", "fraction_bits_changed",
-                      "bits_per_changed_param"):
+            for k in (
+                "fraction_params_changed",
+                "fraction_bits_changed",
+                "bits_per_changed_param",
+            ):
                 rec[k].append(st[k])
             rec["predicted_fraction_changed"].append(n_pred / st["n_params"])
             rec["rule_mismatches"].append(mism)

@@ -8,12 +8,13 @@ wastes most of the time in per-call overhead.  :class:`EnsembleTrainer` does one
 vectorised SGD step for all replicas; :func:`train_loop_reference` is the plain Python loop
 over the same replicas, same seeds and same batches, used to check and benchmark it.  For
 MLPs with the cross-entropy loss the step runs by default through the fused backend of
-:mod:`thermo_nb.dynamics.ensemble_fused` (same trajectories, about 2x less memory traffic).
+:mod:`thermo_nb.training.ensemble_fused` (same trajectories, about 2x less memory traffic).
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -31,22 +32,35 @@ INIT_CHOICES = ("per_replica", "shared")
 
 # ----------------------------------------------------------------------------- seeds
 
+
 def _derived_seed(seed: int, stream: int) -> int:
     """Independent 63-bit seed for ``stream`` (0 = initialisation, 1 = data) of a replica."""
-    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([int(seed), stream]).generate_state(1, np.uint64)[0] >> 1
+    )
 
 
 def _replica_seeds(n_replicas: int, seed: int, seeds: "Sequence[int] | None") -> list:
-    if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 1:
+    if (
+        isinstance(n_replicas, bool)
+        or not isinstance(n_replicas, int)
+        or n_replicas < 1
+    ):
         raise ValueError(f"n_replicas must be a positive int, got {n_replicas!r}")
     if seeds is None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or seed < 0
+        ):
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         return [int(seed) * 100_003 + m for m in range(n_replicas)]
     seeds = [int(s) for s in seeds]
     if len(seeds) != n_replicas or any(s < 0 for s in seeds):
-        raise ValueError(f"seeds must be {n_replicas} non-negative ints (one per replica), "
-                         f"got {seeds!r}")
+        raise ValueError(
+            f"seeds must be {n_replicas} non-negative ints (one per replica), "
+            f"got {seeds!r}"
+        )
     return seeds
 
 
@@ -55,32 +69,43 @@ def _per_replica(value, name: str, n: int, device, dtype) -> torch.Tensor:
     if t.numel() == 1:
         t = t.expand(n)
     if t.numel() != n or not torch.isfinite(t).all() or (t < 0).any():
-        raise ValueError(f"{name} must be a float >= 0 or a sequence of {n} such floats "
-                         f"(one per replica), got {value!r}")
+        raise ValueError(
+            f"{name} must be a float >= 0 or a sequence of {n} such floats "
+            f"(one per replica), got {value!r}"
+        )
     return t.to(device=device, dtype=dtype).clone()
 
 
-def _build_replicas(model_fn: Callable[[], nn.Module], seeds: list, init: str, device) -> list:
+def _build_replicas(
+    model_fn: Callable[[], nn.Module], seeds: list, init: str, device
+) -> list:
     """Instantiate one module per replica, ``model_fn()`` under its initialisation seed."""
     if init not in INIT_CHOICES:
         raise ValueError(f"init must be one of {list(INIT_CHOICES)}, got {init!r}")
     if not callable(model_fn):
-        raise ValueError("model_fn must be a callable returning an nn.Module (a factory)")
+        raise ValueError(
+            "model_fn must be a callable returning an nn.Module (a factory)"
+        )
     models = []
     for m, s in enumerate(seeds):
         if init == "shared" and m > 0:
             models.append(copy.deepcopy(models[0]))
             continue
-        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # leave the caller's global RNG untouched
             torch.manual_seed(_derived_seed(s, 0))
             net = model_fn()
         if not isinstance(net, nn.Module):
-            raise ValueError(f"model_fn must return an nn.Module, got {type(net).__name__}")
+            raise ValueError(
+                f"model_fn must return an nn.Module, got {type(net).__name__}"
+            )
         models.append(net.to(device))
     return models
 
 
 # ----------------------------------------------------------------------------- batches
+
 
 class ReplicaBatchSampler:
     """Independent minibatch index streams, one per replica, reproducible from seeds.
@@ -110,27 +135,48 @@ class ReplicaBatchSampler:
 
     BLOCK = 256
 
-    def __init__(self, n_data: int, batch_size: int, data_seeds: list, sampling: str, device):
+    def __init__(
+        self, n_data: int, batch_size: int, data_seeds: list, sampling: str, device
+    ):
         if sampling not in SAMPLING_CHOICES:
-            raise ValueError(f"sampling must be one of {list(SAMPLING_CHOICES)}, got {sampling!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"sampling must be one of {list(SAMPLING_CHOICES)}, got {sampling!r}"
+            )
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or batch_size < 1
+        ):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if sampling == "shuffle" and batch_size > n_data:
-            raise ValueError(f"batch_size={batch_size} exceeds the {n_data} training examples "
-                             "(sampling='shuffle' needs batch_size <= N)")
-        self.n_data, self.batch_size, self.sampling, self.device = n_data, batch_size, sampling, device
-        self.generators = [torch.Generator().manual_seed(_derived_seed(s, 1)) for s in data_seeds]
+            raise ValueError(
+                f"batch_size={batch_size} exceeds the {n_data} training examples "
+                "(sampling='shuffle' needs batch_size <= N)"
+            )
+        self.n_data, self.batch_size, self.sampling, self.device = (
+            n_data,
+            batch_size,
+            sampling,
+            device,
+        )
+        self.generators = [
+            torch.Generator().manual_seed(_derived_seed(s, 1)) for s in data_seeds
+        ]
         self.buffer: "torch.Tensor | None" = None
         self.pos = 0
 
     def _refill(self) -> None:
         n, b = self.n_data, self.batch_size
         if self.sampling == "replacement":
-            blocks = [torch.randint(n, (self.BLOCK, b), generator=g) for g in self.generators]
+            blocks = [
+                torch.randint(n, (self.BLOCK, b), generator=g) for g in self.generators
+            ]
         else:
             nb = n // b
-            blocks = [torch.randperm(n, generator=g)[:nb * b].reshape(nb, b)
-                      for g in self.generators]
+            blocks = [
+                torch.randperm(n, generator=g)[: nb * b].reshape(nb, b)
+                for g in self.generators
+            ]
         self.buffer = torch.stack(blocks).to(self.device)  # (M, steps, B)
         self.pos = 0
 
@@ -143,8 +189,11 @@ class ReplicaBatchSampler:
         return idx
 
     def state_dict(self) -> dict:
-        return {"generators": [g.get_state() for g in self.generators],
-                "buffer": None if self.buffer is None else self.buffer.cpu(), "pos": self.pos}
+        return {
+            "generators": [g.get_state() for g in self.generators],
+            "buffer": None if self.buffer is None else self.buffer.cpu(),
+            "pos": self.pos,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["generators"]) != len(self.generators):
@@ -157,6 +206,7 @@ class ReplicaBatchSampler:
 
 
 # ----------------------------------------------------------------------------- trainer
+
 
 class EnsembleTrainer:
     """M replicas of one architecture trained by plain SGD in one vectorised computation.
@@ -196,7 +246,7 @@ class EnsembleTrainer:
         How a step is computed.  ``"vmap"``: ``vmap(grad_and_value(loss))`` over the
         stacked parameters, any architecture.  ``"fused"``: hand-written batched
         backpropagation with the update folded into the gradient matmul
-        (:mod:`thermo_nb.dynamics.ensemble_fused`); only for a :class:`thermo_nb.models.MLP`
+        (:mod:`thermo_nb.training.ensemble_fused`); only for a :class:`thermo_nb.models.MLP`
         with a relu/tanh/identity activation and the default cross-entropy loss.
         ``"auto"`` (default) picks ``"fused"`` where it applies.  Both follow the same
         trajectories to float rounding.
@@ -219,7 +269,7 @@ class EnsembleTrainer:
     ``w_m <- (1 - eta_m lambda_m) w_m - eta_m grad`` (fused ``addcmul_``), with
     ``vmap(grad_and_value(loss))`` over the stacked parameters and the stacked minibatches
     ``(M, B, ...)`` (``backend="vmap"``), or with the gradient matmul and the update fused
-    (``backend="fused"``, see :func:`thermo_nb.dynamics.ensemble_fused.fused_mlp_sgd_step`).
+    (``backend="fused"``, see :func:`thermo_nb.training.ensemble_fused.fused_mlp_sgd_step`).
     One host synchronisation per step (checking for diverged replicas) is the only one.
     Measured on 2 CPU cores, 50 MLPs 4 x 200, batch 10: vmap 3.2x, fused 6.3x faster than
     the loop (``benchmarks/results_ensemble_2threads.md``).
@@ -233,22 +283,39 @@ class EnsembleTrainer:
     (torch.Size([4]), torch.Size([4, 147]))
     """
 
-    def __init__(self, model_fn: Callable[[], nn.Module], n_replicas: int, x: torch.Tensor,
-                 y: torch.Tensor, *, lr, batch_size: int, weight_decay=0.0,
-                 loss_fn: "Callable | None" = None, seed: int = 0,
-                 seeds: "Sequence[int] | None" = None, sampling: str = "replacement",
-                 init: str = "per_replica", device=None, backend: str = "auto"):
+    def __init__(
+        self,
+        model_fn: Callable[[], nn.Module],
+        n_replicas: int,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        lr,
+        batch_size: int,
+        weight_decay=0.0,
+        loss_fn: "Callable | None" = None,
+        seed: int = 0,
+        seeds: "Sequence[int] | None" = None,
+        sampling: str = "replacement",
+        init: str = "per_replica",
+        device=None,
+        backend: str = "auto",
+    ):
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise ValueError("x and y must be torch tensors")
         if x.shape[0] < 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"x and y must share a non-empty first dimension, got "
-                             f"{tuple(x.shape)} and {tuple(y.shape)}")
+            raise ValueError(
+                f"x and y must share a non-empty first dimension, got "
+                f"{tuple(x.shape)} and {tuple(y.shape)}"
+            )
         self.device = x.device if device is None else resolve_device(device)
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.n_replicas = n_replicas
         self.seeds = _replica_seeds(n_replicas, seed, seeds)
         if backend not in BACKEND_CHOICES:
-            raise ValueError(f"backend must be one of {list(BACKEND_CHOICES)}, got {backend!r}")
+            raise ValueError(
+                f"backend must be one of {list(BACKEND_CHOICES)}, got {backend!r}"
+            )
         self.loss_fn = torch.nn.functional.cross_entropy if loss_fn is None else loss_fn
         models = _build_replicas(model_fn, self.seeds, init, self.device)
         params, buffers = stack_module_state(models)
@@ -257,20 +324,28 @@ class EnsembleTrainer:
         self.spec = param_spec(models[0])
         dtype = next(iter(self.params.values())).dtype
         self.lr = _per_replica(lr, "lr", n_replicas, self.device, dtype)
-        self.weight_decay = _per_replica(weight_decay, "weight_decay", n_replicas,
-                                         self.device, dtype)
+        self.weight_decay = _per_replica(
+            weight_decay, "weight_decay", n_replicas, self.device, dtype
+        )
         self._use_wd = bool((self.weight_decay > 0).any())
         self.batch_size = batch_size
-        self.sampler = ReplicaBatchSampler(self.x.shape[0], batch_size, self.seeds, sampling,
-                                           self.device)
+        self.sampler = ReplicaBatchSampler(
+            self.x.shape[0], batch_size, self.seeds, sampling, self.device
+        )
         self.diverged = torch.zeros(n_replicas, dtype=torch.bool, device=self.device)
         self.step_count = 0
-        self._fused_layers = (None if backend == "vmap" else
-                              fused_mlp_layers(models[0], self.params, loss_fn, self.x,
-                                               self.y, self.buffers))
+        self._fused_layers = (
+            None
+            if backend == "vmap"
+            else fused_mlp_layers(
+                models[0], self.params, loss_fn, self.x, self.y, self.buffers
+            )
+        )
         if backend == "fused" and self._fused_layers is None:
-            raise ValueError(f"backend='fused' needs {FUSED_REQUIREMENTS}; use "
-                             "backend='vmap' (or 'auto') for anything else")
+            raise ValueError(
+                f"backend='fused' needs {FUSED_REQUIREMENTS}; use "
+                "backend='vmap' (or 'auto') for anything else"
+            )
         self.backend = "vmap" if self._fused_layers is None else "fused"
         self._activation = getattr(models[0], "activation", None)
         self._base = copy.deepcopy(models[0]).to("meta")  # stateless skeleton
@@ -303,13 +378,21 @@ class EnsembleTrainer:
         """
         idx = self.sampler.next()
         if self.backend == "fused":
-            losses = fused_mlp_sgd_step(self.params, self._fused_layers, self._activation,
-                                        self.x[idx], self.y[idx], self.lr,
-                                        self.weight_decay if self._use_wd else None,
-                                        self.diverged)
+            losses = fused_mlp_sgd_step(
+                self.params,
+                self._fused_layers,
+                self._activation,
+                self.x[idx],
+                self.y[idx],
+                self.lr,
+                self.weight_decay if self._use_wd else None,
+                self.diverged,
+            )
             self.step_count += 1
             return losses
-        grads, losses = self._grad_and_loss(self.params, self.buffers, self.x[idx], self.y[idx])
+        grads, losses = self._grad_and_loss(
+            self.params, self.buffers, self.x[idx], self.y[idx]
+        )
         self.diverged |= ~torch.isfinite(losses)
         # Fast path (one host sync, free on CPU): while every replica is healthy the update
         # is a single fused pass per tensor; once one has diverged, its update is masked.
@@ -327,9 +410,17 @@ class EnsembleTrainer:
         self.step_count += 1
         return losses.detach()
 
-    def train(self, n_steps: int, *, record_every: int = 1, cache=None, name: str = "ensemble",
-              params: "dict | None" = None, checkpoint_every: int = 100,
-              desc: "str | None" = None) -> torch.Tensor:
+    def train(
+        self,
+        n_steps: int,
+        *,
+        record_every: int = 1,
+        cache=None,
+        name: str = "ensemble",
+        params: "dict | None" = None,
+        checkpoint_every: int = 100,
+        desc: "str | None" = None,
+    ) -> torch.Tensor:
         """Run ``n_steps`` steps with a progress bar; optionally resumable.
 
         Parameters
@@ -352,22 +443,32 @@ class EnsembleTrainer:
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
             raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
         if not isinstance(record_every, int) or record_every < 1:
-            raise ValueError(f"record_every must be a positive int, got {record_every!r}")
+            raise ValueError(
+                f"record_every must be a positive int, got {record_every!r}"
+            )
         if cache is None:
             records = []
-            for i in progress(range(n_steps), total=n_steps, desc=desc or "ensemble SGD"):
+            for i in progress(
+                range(n_steps), total=n_steps, desc=desc or "ensemble SGD"
+            ):
                 loss = self.step()
                 if (i + 1) % record_every == 0:
                     records.append(loss)
-            return (torch.stack(records).cpu() if records
-                    else torch.empty(0, self.n_replicas))
+            return (
+                torch.stack(records).cpu()
+                if records
+                else torch.empty(0, self.n_replicas)
+            )
 
         n_records = n_steps // record_every
 
         def init():  # one preallocated (n_records, M) tensor: cheap to pickle at checkpoints
-            return {"trainer": self.state_dict(),
-                    "losses": torch.full((n_records, self.n_replicas), float("nan"),
-                                         dtype=self.lr.dtype)}
+            return {
+                "trainer": self.state_dict(),
+                "losses": torch.full(
+                    (n_records, self.n_replicas), float("nan"), dtype=self.lr.dtype
+                ),
+            }
 
         def step(state, i):
             if state["trainer"]["step_count"] != self.step_count:  # resumed from disk
@@ -378,10 +479,22 @@ class EnsembleTrainer:
             state["trainer"] = self.state_dict(copy=False)
             return state
 
-        key = dict(params or {}, n_steps=n_steps, record_every=record_every,
-                   start_step=self.step_count)
-        final = run_resumable(cache, name, key, init, step, n_steps,
-                              checkpoint_every=checkpoint_every, desc=desc or name)
+        key = dict(
+            params or {},
+            n_steps=n_steps,
+            record_every=record_every,
+            start_step=self.step_count,
+        )
+        final = run_resumable(
+            cache,
+            name,
+            key,
+            init,
+            step,
+            n_steps,
+            checkpoint_every=checkpoint_every,
+            desc=desc or name,
+        )
         if final["trainer"]["step_count"] != self.step_count:
             self.load_state_dict(final["trainer"])
         return final["losses"]
@@ -394,8 +507,10 @@ class EnsembleTrainer:
     def set_flat_params(self, flat: torch.Tensor) -> None:
         """Overwrite all replicas' parameters from an ``(M, P)`` tensor."""
         if tuple(flat.shape) != (self.n_replicas, self.spec.n_params):
-            raise ValueError(f"flat must have shape {(self.n_replicas, self.spec.n_params)}, "
-                             f"got {tuple(flat.shape)}")
+            raise ValueError(
+                f"flat must have shape {(self.n_replicas, self.spec.n_params)}, "
+                f"got {tuple(flat.shape)}"
+            )
         for k, v in unflatten_params(flat.to(self.device), self.spec).items():
             self.params[k].copy_(v)
 
@@ -405,11 +520,18 @@ class EnsembleTrainer:
         if x.shape[0] != y.shape[0] or x.shape[0] < 1:
             raise ValueError("x and y must share a non-empty first dimension")
         n = x.shape[0]
-        return n, [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+        return n, [
+            (x[i : i + batch_size], y[i : i + batch_size])
+            for i in range(0, n, batch_size)
+        ]
 
     @torch.no_grad()
-    def full_loss(self, x: "torch.Tensor | None" = None, y: "torch.Tensor | None" = None,
-                  batch_size: int = 4096) -> torch.Tensor:
+    def full_loss(
+        self,
+        x: "torch.Tensor | None" = None,
+        y: "torch.Tensor | None" = None,
+        batch_size: int = 4096,
+    ) -> torch.Tensor:
         """Mean loss of every replica on ``(x, y)`` (default: the training set), ``(M,)``.
 
         Evaluated in chunks of ``batch_size`` examples (mean-reduced ``loss_fn`` assumed).
@@ -423,7 +545,9 @@ class EnsembleTrainer:
         return (total / n).to(next(iter(self.params.values())).dtype)
 
     @torch.no_grad()
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    def accuracy(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+    ) -> torch.Tensor:
         """Fraction of correct arg-max predictions per replica, ``(M,)``."""
         n, chunks = self._chunks(x, y, batch_size)
         correct = torch.zeros(self.n_replicas, device=self.device)
@@ -432,14 +556,20 @@ class EnsembleTrainer:
             correct += (out.argmax(dim=-1) == yb).float().sum(dim=1)
         return correct / n
 
-    def per_replica_grad(self, x: "torch.Tensor | None" = None, y: "torch.Tensor | None" = None,
-                         batch_size: int = 4096) -> torch.Tensor:
+    def per_replica_grad(
+        self,
+        x: "torch.Tensor | None" = None,
+        y: "torch.Tensor | None" = None,
+        batch_size: int = 4096,
+    ) -> torch.Tensor:
         """Gradient of each replica's mean loss on ``(x, y)`` (default: the full training
         set, i.e. the full-batch gradient G), flattened: ``(M, P)``."""
         n, chunks = self._chunks(x, y, batch_size)
         total = None
         for xb, yb in chunks:
-            g = flatten_params(self._grad_full(self.params, self.buffers, xb, yb), batch_dims=1)
+            g = flatten_params(
+                self._grad_full(self.params, self.buffers, xb, yb), batch_dims=1
+            )
             g = g * (xb.shape[0] / n)
             total = g if total is None else total + g
         return total.detach()
@@ -450,23 +580,32 @@ class EnsembleTrainer:
         flags, step counter, per-replica learning rates and the samplers' RNG states.
         ``copy=False`` returns references to the live tensors (pickle them at once)."""
         c = (lambda t: t.detach().clone()) if copy else (lambda t: t)
-        return {"params": {k: c(v) for k, v in self.params.items()},
-                "buffers": {k: c(v) for k, v in self.buffers.items()},
-                "diverged": c(self.diverged), "step_count": self.step_count,
-                "lr": c(self.lr), "weight_decay": c(self.weight_decay),
-                "sampler": self.sampler.state_dict(), "seeds": list(self.seeds)}
+        return {
+            "params": {k: c(v) for k, v in self.params.items()},
+            "buffers": {k: c(v) for k, v in self.buffers.items()},
+            "diverged": c(self.diverged),
+            "step_count": self.step_count,
+            "lr": c(self.lr),
+            "weight_decay": c(self.weight_decay),
+            "sampler": self.sampler.state_dict(),
+            "seeds": list(self.seeds),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict` (from any device) into this trainer."""
         if list(state.get("seeds", [])) != list(self.seeds):
-            raise ValueError("state was saved by an ensemble with different replica seeds")
+            raise ValueError(
+                "state was saved by an ensemble with different replica seeds"
+            )
         if set(state["params"]) != set(self.params):
             raise ValueError("state has different parameter names than this ensemble")
         with torch.no_grad():
             for k, v in state["params"].items():
                 if tuple(v.shape) != tuple(self.params[k].shape):
-                    raise ValueError(f"parameter {k!r}: saved shape {tuple(v.shape)} differs "
-                                     f"from {tuple(self.params[k].shape)}")
+                    raise ValueError(
+                        f"parameter {k!r}: saved shape {tuple(v.shape)} differs "
+                        f"from {tuple(self.params[k].shape)}"
+                    )
                 self.params[k].copy_(v)
             for k, v in state["buffers"].items():
                 self.buffers[k].copy_(v)
@@ -480,11 +619,24 @@ class EnsembleTrainer:
 
 # ----------------------------------------------------------------------------- reference
 
-def train_loop_reference(model_fn: Callable[[], nn.Module], n_replicas: int, x: torch.Tensor,
-                         y: torch.Tensor, *, lr, batch_size: int, n_steps: int,
-                         weight_decay=0.0, loss_fn: "Callable | None" = None, seed: int = 0,
-                         seeds: "Sequence[int] | None" = None, sampling: str = "replacement",
-                         init: str = "per_replica", device=None) -> dict:
+
+def train_loop_reference(
+    model_fn: Callable[[], nn.Module],
+    n_replicas: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr,
+    batch_size: int,
+    n_steps: int,
+    weight_decay=0.0,
+    loss_fn: "Callable | None" = None,
+    seed: int = 0,
+    seeds: "Sequence[int] | None" = None,
+    sampling: str = "replacement",
+    init: str = "per_replica",
+    device=None,
+) -> dict:
     """The same ensemble as :class:`EnsembleTrainer`, trained by a plain Python loop.
 
     Same arguments and the same seeds, initial points and minibatch indices; each replica
@@ -506,7 +658,7 @@ def train_loop_reference(model_fn: Callable[[], nn.Module], n_replicas: int, x: 
     lr_t = _per_replica(lr, "lr", n_replicas, "cpu", dtype)
     wd_t = _per_replica(weight_decay, "weight_decay", n_replicas, "cpu", dtype)
     lrs, wds = lr_t.tolist(), wd_t.tolist()
-    keeps = (1.0 - lr_t * wd_t).tolist()                 # same rounding as the trainer
+    keeps = (1.0 - lr_t * wd_t).tolist()  # same rounding as the trainer
     sampler = ReplicaBatchSampler(x.shape[0], batch_size, seeds, sampling, dev)
     diverged = [False] * n_replicas
     losses = torch.full((n_steps, n_replicas), float("nan"), dtype=dtype)
@@ -528,5 +680,8 @@ def train_loop_reference(model_fn: Callable[[], nn.Module], n_replicas: int, x: 
                         p.mul_(keeps[m])
                     p.add_(g, alpha=-lrs[m])
     flat = torch.stack([flatten_params(net).detach() for net in models])
-    return {"flat_params": flat, "losses": losses,
-            "diverged": torch.tensor(diverged, dtype=torch.bool)}
+    return {
+        "flat_params": flat,
+        "losses": losses,
+        "diverged": torch.tensor(diverged, dtype=torch.bool),
+    }

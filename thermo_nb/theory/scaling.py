@@ -8,26 +8,38 @@ and the Huber-loss fit (delta = 1e-3, L-BFGS from a grid of starts) with the Hub
 summed or averaged.
 
 Every constant carries its source in :data:`CHINCHILLA_CONSTANTS`. The energy floor of
-training lives in :mod:`thermo_nb.energy`, the batch-size law in :mod:`thermo_nb.batch_size`.
+training lives in :mod:`thermo_nb.theory.energy`, the batch-size law in
+:mod:`thermo_nb.analysis.batch_size`.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
+from .._validation import positive_array
+
 __all__ = [
-    "CHINCHILLA_CONSTANTS", "CHINCHILLA_TABLE3",
-    "ChinchillaConstants", "chinchilla_loss", "compute_optimal_allocation",
-    "compute_optimal_exponents", "huber_loss", "huber_start_grid", "fit_chinchilla_huber",
-    "synthetic_chinchilla_data", "load_epoch_chinchilla_csv",
+    "CHINCHILLA_CONSTANTS",
+    "CHINCHILLA_TABLE3",
+    "ChinchillaConstants",
+    "chinchilla_loss",
+    "compute_optimal_allocation",
+    "compute_optimal_exponents",
+    "huber_loss",
+    "huber_start_grid",
+    "fit_chinchilla_huber",
+    "synthetic_chinchilla_data",
+    "load_epoch_chinchilla_csv",
 ]
 
 
 # ----------------------------------------------------------------------------- constants
+
 
 @dataclass(frozen=True)
 class ChinchillaConstants:
@@ -41,23 +53,42 @@ class ChinchillaConstants:
     source: str = ""
 
     def as_dict(self) -> dict:
-        return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta}
+        return {
+            "E": self.E,
+            "A": self.A,
+            "B": self.B,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
 
 
 CHINCHILLA_CONSTANTS: dict[str, ChinchillaConstants] = {
     "hoffmann_rounded": ChinchillaConstants(
-        E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28,
-        source="Hoffmann et al. 2022 (arXiv 2203.15556), Eq. 10 / Approach 3, as printed"),
+        E=1.69,
+        A=406.4,
+        B=410.7,
+        alpha=0.34,
+        beta=0.28,
+        source="Hoffmann et al. 2022 (arXiv 2203.15556), Eq. 10 / Approach 3, as printed",
+    ),
     "hoffmann_unrounded": ChinchillaConstants(
-        E=math.exp(0.5267228), A=math.exp(6.0073404), B=math.exp(6.0179186),
-        alpha=0.33917084, beta=0.2849083,
+        E=math.exp(0.5267228),
+        A=math.exp(6.0073404),
+        B=math.exp(6.0179186),
+        alpha=0.33917084,
+        beta=0.2849083,
         source="Hoffmann et al. 2022, unrounded values of the TeX source as given in log form "
-               "in epoch-research/analyzing-chinchilla, data_analysis.ipynb (true_params)"),
+        "in epoch-research/analyzing-chinchilla, data_analysis.ipynb (true_params)",
+    ),
     "besiroglu_refit": ChinchillaConstants(
-        E=math.exp(0.59711196), A=math.exp(6.17795598), B=math.exp(7.64273236),
-        alpha=0.34781303, beta=0.36585412,
+        E=math.exp(0.59711196),
+        A=math.exp(6.17795598),
+        B=math.exp(7.64273236),
+        alpha=0.34781303,
+        beta=0.36585412,
         source="Besiroglu et al. 2024 (arXiv 2404.10102), Huber-likelihood refit on the "
-               "240 points extracted from Hoffmann's Fig. 4 (notebook cell 25, log form)"),
+        "240 points extracted from Hoffmann's Fig. 4 (notebook cell 25, log form)",
+    ),
 }
 """The three published constant sets of the Chinchilla parametric loss."""
 
@@ -75,26 +106,25 @@ def _constants(params) -> ChinchillaConstants:
         return params
     if isinstance(params, str):
         if params not in CHINCHILLA_CONSTANTS:
-            raise ValueError(f"params must be one of {sorted(CHINCHILLA_CONSTANTS)} or a "
-                             f"mapping with E, A, B, alpha, beta; got {params!r}")
+            raise ValueError(
+                f"params must be one of {sorted(CHINCHILLA_CONSTANTS)} or a "
+                f"mapping with E, A, B, alpha, beta; got {params!r}"
+            )
         return CHINCHILLA_CONSTANTS[params]
     if isinstance(params, Mapping):
         missing = {"E", "A", "B", "alpha", "beta"} - set(params)
         if missing:
             raise ValueError(f"params is missing {sorted(missing)}")
-        return ChinchillaConstants(**{k: float(params[k]) for k in
-                                      ("E", "A", "B", "alpha", "beta")})
-    raise ValueError(f"params must be a name, a mapping or ChinchillaConstants; got {params!r}")
-
-
-def _positive(name, x):
-    x = np.asarray(x, dtype=float)
-    if not np.all(np.isfinite(x)) or np.any(x <= 0):
-        raise ValueError(f"{name} must be finite and > 0")
-    return x
+        return ChinchillaConstants(
+            **{k: float(params[k]) for k in ("E", "A", "B", "alpha", "beta")}
+        )
+    raise ValueError(
+        f"params must be a name, a mapping or ChinchillaConstants; got {params!r}"
+    )
 
 
 # ----------------------------------------------------------------------------- the law
+
 
 def chinchilla_loss(N, D, params="hoffmann_unrounded"):
     """Parametric loss of Hoffmann et al. (2022), Eq. 2.
@@ -123,8 +153,8 @@ def chinchilla_loss(N, D, params="hoffmann_unrounded"):
     1.937
     """
     c = _constants(params)
-    N, D = _positive("N", N), _positive("D", D)
-    return c.E + c.A / N ** c.alpha + c.B / D ** c.beta
+    N, D = positive_array("N", N), positive_array("D", D)
+    return c.E + c.A / N**c.alpha + c.B / D**c.beta
 
 
 def compute_optimal_exponents(params="hoffmann_unrounded") -> dict:
@@ -143,9 +173,12 @@ def compute_optimal_exponents(params="hoffmann_unrounded") -> dict:
     """
     c = _constants(params)
     s = c.alpha + c.beta
-    return {"a": c.beta / s, "b": c.alpha / s,
-            "G": (c.alpha * c.A / (c.beta * c.B)) ** (1.0 / s),
-            "loss_exponent": c.alpha * c.beta / s}
+    return {
+        "a": c.beta / s,
+        "b": c.alpha / s,
+        "G": (c.alpha * c.A / (c.beta * c.B)) ** (1.0 / s),
+        "loss_exponent": c.alpha * c.beta / s,
+    }
 
 
 def compute_optimal_allocation(C, params="hoffmann_unrounded", k: float = 6.0) -> dict:
@@ -182,16 +215,23 @@ def compute_optimal_allocation(C, params="hoffmann_unrounded", k: float = 6.0) -
     40.4
     """
     if not (isinstance(k, (int, float)) and math.isfinite(k) and k > 0):
-        raise ValueError(f"k must be a finite number > 0 (FLOP/token/parameter); got {k!r}")
-    C = _positive("C", C)
+        raise ValueError(
+            f"k must be a finite number > 0 (FLOP/token/parameter); got {k!r}"
+        )
+    C = positive_array("C", C)
     ex = compute_optimal_exponents(params)
     N = ex["G"] * (C / k) ** ex["a"]
     D = (C / k) ** ex["b"] / ex["G"]
-    return {"N_opt": N, "D_opt": D, "tokens_per_parameter": D / N,
-            "loss_opt": chinchilla_loss(N, D, params)}
+    return {
+        "N_opt": N,
+        "D_opt": D,
+        "tokens_per_parameter": D / N,
+        "loss_opt": chinchilla_loss(N, D, params),
+    }
 
 
 # ----------------------------------------------------------------------------- the fit
+
 
 def huber_loss(r, delta: float = 1e-3):
     """Huber loss ``r**2/2`` for ``|r| <= delta``, ``delta (|r| - delta/2)`` beyond."""
@@ -216,13 +256,26 @@ def huber_start_grid(kind: str = "hoffmann") -> np.ndarray:
     ndarray, shape (n_starts, 5)
     """
     if kind == "hoffmann":
-        ab, e, AB = np.arange(0, 2.01, 0.5), np.arange(-1, 1.01, 0.5), np.arange(0, 25.1, 5)
+        ab, e, AB = (
+            np.arange(0, 2.01, 0.5),
+            np.arange(-1, 1.01, 0.5),
+            np.arange(0, 25.1, 5),
+        )
     elif kind == "coarse":
-        ab, e, AB = np.array([0.0, 1.0, 2.0]), np.array([-1.0, 0.0, 1.0]), np.array([0., 10., 20.])
+        ab, e, AB = (
+            np.array([0.0, 1.0, 2.0]),
+            np.array([-1.0, 0.0, 1.0]),
+            np.array([0.0, 10.0, 20.0]),
+        )
     else:
         raise ValueError(f"kind must be 'hoffmann' or 'coarse'; got {kind!r}")
-    return np.array([(a, b, ee, al, be) for a, b, ee, al, be in
-                     itertools.product(AB, AB, e, ab, ab)], dtype=float)
+    return np.array(
+        [
+            (a, b, ee, al, be)
+            for a, b, ee, al, be in itertools.product(AB, AB, e, ab, ab)
+        ],
+        dtype=float,
+    )
 
 
 def _huber_objective(theta, logN, logD, logL, delta, mean):
@@ -235,8 +288,15 @@ def _huber_objective(theta, logN, logD, logL, delta, mean):
     w = w / s
     h = huber_loss(r, delta)
     dh = np.clip(r, -delta, delta)
-    grad = np.array([np.sum(dh * w[0]), np.sum(dh * w[1]), np.sum(dh * w[2]),
-                     -np.sum(dh * w[0] * logN), -np.sum(dh * w[1] * logD)])
+    grad = np.array(
+        [
+            np.sum(dh * w[0]),
+            np.sum(dh * w[1]),
+            np.sum(dh * w[2]),
+            -np.sum(dh * w[0] * logN),
+            -np.sum(dh * w[1] * logD),
+        ]
+    )
     f = h.sum()
     if mean:
         n = logN.size
@@ -244,9 +304,17 @@ def _huber_objective(theta, logN, logD, logL, delta, mean):
     return f, grad
 
 
-def fit_chinchilla_huber(N, D, L, *, delta: float = 1e-3, reduction: str = "sum",
-                         starts: "str | np.ndarray" = "hoffmann", maxiter: int = 15000,
-                         show_progress: bool = False) -> dict:
+def fit_chinchilla_huber(
+    N,
+    D,
+    L,
+    *,
+    delta: float = 1e-3,
+    reduction: str = "sum",
+    starts: "str | np.ndarray" = "hoffmann",
+    maxiter: int = 15000,
+    show_progress: bool = False,
+) -> dict:
     """Fit ``L = E + A/N^alpha + B/D^beta`` by Hoffmann et al.'s Huber-loss procedure.
 
     Parameters
@@ -299,13 +367,18 @@ def fit_chinchilla_huber(N, D, L, *, delta: float = 1e-3, reduction: str = "sum"
         raise ValueError(f"reduction must be 'sum' or 'mean'; got {reduction!r}")
     if not (delta > 0):
         raise ValueError(f"delta must be > 0; got {delta!r}")
-    N, D, L = (_positive(n, x).ravel() for n, x in (("N", N), ("D", D), ("L", L)))
+    N, D, L = (positive_array(n, x).ravel() for n, x in (("N", N), ("D", D), ("L", L)))
     if not (N.size == D.size == L.size):
-        raise ValueError(f"N, D and L must have the same length; got {N.size}, {D.size}, "
-                         f"{L.size}")
+        raise ValueError(
+            f"N, D and L must have the same length; got {N.size}, {D.size}, {L.size}"
+        )
     if N.size < 6:
         raise ValueError(f"need at least 6 runs to fit 5 constants; got {N.size}")
-    grid = huber_start_grid(starts) if isinstance(starts, str) else np.asarray(starts, float)
+    grid = (
+        huber_start_grid(starts)
+        if isinstance(starts, str)
+        else np.asarray(starts, float)
+    )
     if grid.ndim != 2 or grid.shape[1] != 5:
         raise ValueError(f"starts must have shape (n_starts, 5); got {grid.shape}")
     logN, logD, logL = np.log(N), np.log(D), np.log(L)
@@ -313,24 +386,46 @@ def fit_chinchilla_huber(N, D, L, *, delta: float = 1e-3, reduction: str = "sum"
     best = None
     it = grid
     if show_progress:
-        from .runtime import progress
+        from ..runtime import progress
 
         it = progress(grid, total=len(grid), desc=f"Huber fit ({reduction})")
     for x0 in it:
-        res = minimize(_huber_objective, x0, args=(logN, logD, logL, delta, mean), jac=True,
-                       method="L-BFGS-B", options={"maxiter": maxiter})
+        res = minimize(
+            _huber_objective,
+            x0,
+            args=(logN, logD, logL, delta, mean),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": maxiter},
+        )
         if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
             best = res
     a, b, e, alpha, beta = best.x
-    return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
-            "alpha": float(alpha), "beta": float(beta), "objective": float(best.fun),
-            "theta": best.x.copy(), "nit": int(best.nit), "n_starts": len(grid),
-            "a_exponent": float(beta / (alpha + beta)) if alpha + beta != 0 else float("nan"),
-            "reduction": reduction}
+    return {
+        "E": float(np.exp(e)),
+        "A": float(np.exp(a)),
+        "B": float(np.exp(b)),
+        "alpha": float(alpha),
+        "beta": float(beta),
+        "objective": float(best.fun),
+        "theta": best.x.copy(),
+        "nit": int(best.nit),
+        "n_starts": len(grid),
+        "a_exponent": float(beta / (alpha + beta))
+        if alpha + beta != 0
+        else float("nan"),
+        "reduction": reduction,
+    }
 
 
-def synthetic_chinchilla_data(params="besiroglu_refit", *, n: int = 240, noise: float = 0.01,
-                              seed: int = 0, k: float = 6.0) -> dict:
+def synthetic_chinchilla_data(
+    params="besiroglu_refit",
+    *,
+    n: int = 240,
+    noise: float = 0.01,
+    seed: int = 0,
+    k: float = 6.0,
+) -> dict:
     """Synthetic final losses from a known law at a design like Hoffmann's Fig. 4.
 
     Parameters
@@ -399,7 +494,9 @@ def load_epoch_chinchilla_csv(path, *, drop_highest: int = 5, k: float = 6.0) ->
     df = pd.read_csv(path)
     for col in ("Model Size", "Training FLOP", "loss"):
         if col not in df.columns:
-            raise ValueError(f"{path}: column {col!r} missing; found {list(df.columns)}")
+            raise ValueError(
+                f"{path}: column {col!r} missing; found {list(df.columns)}"
+            )
     if drop_highest < 0:
         raise ValueError(f"drop_highest must be >= 0; got {drop_highest}")
     if drop_highest:

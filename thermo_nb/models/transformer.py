@@ -5,6 +5,7 @@ The attention is written with explicit matrix products (no fused kernel) so that
 ``QK^T`` and ``AV`` products that Kaplan et al. (2020, Table 1) count separately from the
 ``2N`` FLOPs per token of the weight matrices.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,29 +75,45 @@ class TinyTransformerLM(nn.Module):
     torch.Size([3, 16, 64])
     """
 
-    def __init__(self, vocab_size: int, d_model: int, n_layers: int, n_heads: int,
-                 context: int, d_ff: int | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        context: int,
+        d_ff: int | None = None,
+    ):
         super().__init__()
-        for name, v, low in (("vocab_size", vocab_size, 2), ("d_model", d_model, 1),
-                             ("n_layers", n_layers, 1), ("n_heads", n_heads, 1),
-                             ("context", context, 1)):
+        for name, v, low in (
+            ("vocab_size", vocab_size, 2),
+            ("d_model", d_model, 1),
+            ("n_layers", n_layers, 1),
+            ("n_heads", n_heads, 1),
+            ("context", context, 1),
+        ):
             if not isinstance(v, int) or v < low:
                 raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
         if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
+            raise ValueError(
+                f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})"
+            )
         self.context = context
         self.tok = nn.Embedding(vocab_size, d_model)
         self.pos = nn.Embedding(context, d_model)
-        self.blocks = nn.ModuleList(_Block(d_model, n_heads, d_ff or 4 * d_model)
-                                    for _ in range(n_layers))
+        self.blocks = nn.ModuleList(
+            _Block(d_model, n_heads, d_ff or 4 * d_model) for _ in range(n_layers)
+        )
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits of shape ``(batch, t, vocab_size)`` for token ids ``idx`` (batch, t)."""
         if idx.ndim != 2 or idx.shape[1] > self.context:
-            raise ValueError(f"idx must have shape (batch, t <= {self.context}); "
-                             f"got {tuple(idx.shape)}")
+            raise ValueError(
+                f"idx must have shape (batch, t <= {self.context}); "
+                f"got {tuple(idx.shape)}"
+            )
         pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.tok(idx) + self.pos(pos)
         for blk in self.blocks:
@@ -109,5 +126,7 @@ def count_parameters(model: nn.Module, *, exclude_embeddings: bool = False) -> i
     (Kaplan et al.'s non-embedding count; Chinchilla counts all parameters)."""
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if exclude_embeddings:
-        n -= sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))
+        n -= sum(
+            m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding)
+        )
     return n

@@ -19,6 +19,7 @@ Two process-wide switches, both standard and both reversible only by restarting 
   without page faults.  The price: the process does not hand freed memory back to the OS
   (its resident size stays at its peak).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -29,7 +30,7 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD_MAX = 32 * 2**20      # glibc's upper limit on 64-bit systems
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's upper limit on 64-bit systems
 _TRIM_THRESHOLD = 2**31 - 1
 _TOP_PAD = 64 * 2**20
 
@@ -59,7 +60,7 @@ def tune_cpu_allocator(huge_pages: bool = True, keep_freed_memory: bool = True) 
 
     Examples
     --------
-    >>> from thermo_nb.cpu_allocator import tune_cpu_allocator
+    >>> from thermo_nb.runtime.cpu_allocator import tune_cpu_allocator
     >>> sorted(tune_cpu_allocator(huge_pages=False, keep_freed_memory=False))
     ['huge_pages', 'keep_freed_memory']
     """
@@ -71,10 +72,12 @@ def tune_cpu_allocator(huge_pages: bool = True, keep_freed_memory: bool = True) 
     if keep_freed_memory and sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            ok = (libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
-                  and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
-                  and libc.mallopt(_M_TOP_PAD, _TOP_PAD) == 1)
-        except (OSError, AttributeError):       # not glibc (musl, macOS): nothing to do
+            ok = (
+                libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
+                and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
+                and libc.mallopt(_M_TOP_PAD, _TOP_PAD) == 1
+            )
+        except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to do
             ok = False
         state["keep_freed_memory"] = ok
     return state

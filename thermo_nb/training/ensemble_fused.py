@@ -1,7 +1,7 @@
 """Fused SGD step for an ensemble of MLPs: hand-written batched backpropagation that folds
 each weight update into the matmul that computes its gradient.
 
-:class:`thermo_nb.dynamics.ensemble.EnsembleTrainer` computes gradients with
+:class:`thermo_nb.training.ensemble.EnsembleTrainer` computes gradients with
 ``vmap(grad_and_value(loss))``, which works for any architecture but materialises every
 replica's gradient as a fresh tensor and then reads it again to apply the update.  For the
 architecture most chapters use, :class:`thermo_nb.models.MLP` with a cross-entropy loss,
@@ -16,6 +16,7 @@ Backpropagation for layer l with pre-activation ``z_l = h_{l-1} W_l^T + b_l`` an
 updated), ``dz_{l-1} = dh_{l-1} * phi'(z_{l-1})``, ``grad W_l = dz_l^T h_{l-1}``,
 ``grad b_l = sum_b dz_l``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,13 +30,22 @@ from ..models import param_spec
 FUSED_ACTIVATIONS = ("relu", "tanh", "identity")
 
 #: what the fused backends accept (the text of their ValueError)
-FUSED_REQUIREMENTS = ("a thermo_nb.models.MLP with activation in " + str(list(FUSED_ACTIVATIONS))
-                      + ", the cross-entropy loss (loss_fn=None), 2-D inputs of the "
-                      "parameters' dtype and int64 labels")
+FUSED_REQUIREMENTS = (
+    "a thermo_nb.models.MLP with activation in "
+    + str(list(FUSED_ACTIVATIONS))
+    + ", the cross-entropy loss (loss_fn=None), 2-D inputs of the "
+    "parameters' dtype and int64 labels"
+)
 
 
-def fused_mlp_layers(model: nn.Module, params: dict, loss_fn, x: torch.Tensor,
-                     y: torch.Tensor, buffers: dict):
+def fused_mlp_layers(
+    model: nn.Module,
+    params: dict,
+    loss_fn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    buffers: dict,
+):
     """Layer table ``[(weight_key, bias_key or None), ...]`` if the fused step applies.
 
     It applies to a :class:`thermo_nb.models.MLP` with a relu, tanh or identity activation,
@@ -70,7 +80,9 @@ def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:
     return z
 
 
-def _activation_backward(dh: torch.Tensor, h: torch.Tensor, activation: str) -> torch.Tensor:
+def _activation_backward(
+    dh: torch.Tensor, h: torch.Tensor, activation: str
+) -> torch.Tensor:
     """``dh * phi'(z)`` from the layer output ``h = phi(z)`` (in place on ``dh``)."""
     if activation == "relu":
         return dh.mul_(h > 0)
@@ -80,9 +92,16 @@ def _activation_backward(dh: torch.Tensor, h: torch.Tensor, activation: str) -> 
 
 
 @torch.no_grad()
-def fused_mlp_sgd_step(params: dict, layers: list, activation: str, xb: torch.Tensor,
-                       yb: torch.Tensor, lr: torch.Tensor, weight_decay: "torch.Tensor | None",
-                       diverged: torch.Tensor) -> torch.Tensor:
+def fused_mlp_sgd_step(
+    params: dict,
+    layers: list,
+    activation: str,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    lr: torch.Tensor,
+    weight_decay: "torch.Tensor | None",
+    diverged: torch.Tensor,
+) -> torch.Tensor:
     """One SGD step for every replica of an MLP ensemble, updating ``params`` in place.
 
     Parameters
@@ -110,19 +129,22 @@ def fused_mlp_sgd_step(params: dict, layers: list, activation: str, xb: torch.Te
     torch.Tensor ``(M,)``
         Minibatch cross-entropy of every replica before the update (nats).
     """
-    hs = [xb]                                   # inputs of each linear layer
+    hs = [xb]  # inputs of each linear layer
     for j, (wk, bk) in enumerate(layers):
         w = params[wk]
-        z = (torch.bmm(hs[-1], w.transpose(1, 2)) if bk is None
-             else torch.baddbmm(params[bk].unsqueeze(1), hs[-1], w.transpose(1, 2)))
+        z = (
+            torch.bmm(hs[-1], w.transpose(1, 2))
+            if bk is None
+            else torch.baddbmm(params[bk].unsqueeze(1), hs[-1], w.transpose(1, 2))
+        )
         if j < len(layers) - 1:
             hs.append(_activate(z, activation))
-    lse = torch.logsumexp(z, dim=2, keepdim=True)                        # (M, B, 1)
+    lse = torch.logsumexp(z, dim=2, keepdim=True)  # (M, B, 1)
     losses = (lse.squeeze(2) - z.gather(2, yb.unsqueeze(2)).squeeze(2)).mean(dim=1)
     diverged |= ~torch.isfinite(losses)
     keep = None if weight_decay is None else 1.0 - lr * weight_decay
     frozen = None
-    if bool(diverged.any()):        # the one host sync; frozen replicas get exact zeros
+    if bool(diverged.any()):  # the one host sync; frozen replicas get exact zeros
         lr = torch.where(diverged, 0.0, lr)
         keep = None if keep is None else torch.where(diverged, 1.0, keep)
         frozen = diverged.view(-1, 1, 1)
@@ -137,9 +159,9 @@ def fused_mlp_sgd_step(params: dict, layers: list, activation: str, xb: torch.Te
     for j in range(len(layers) - 1, -1, -1):
         wk, bk = layers[j]
         w = params[wk]
-        if frozen is not None:      # (0 * inf would leak NaN into a frozen replica)
+        if frozen is not None:  # (0 * inf would leak NaN into a frozen replica)
             dz = torch.where(frozen, 0.0, dz)
-        dh = torch.bmm(dz, w) if j > 0 else None           # before W_l changes
+        dh = torch.bmm(dz, w) if j > 0 else None  # before W_l changes
         if keep is not None:
             w.mul_(keep.view(-1, 1, 1))
         w.baddbmm_(dz.transpose(1, 2), hs[j])
@@ -154,9 +176,14 @@ def fused_mlp_sgd_step(params: dict, layers: list, activation: str, xb: torch.Te
 
 
 @torch.no_grad()
-def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
-                                   x: torch.Tensor, y: torch.Tensor,
-                                   out: "torch.Tensor | None" = None) -> torch.Tensor:
+def fused_mlp_per_sample_gradients(
+    params: dict,
+    layers: list,
+    activation: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    out: "torch.Tensor | None" = None,
+) -> torch.Tensor:
     """Per-example cross-entropy gradients of one MLP, written straight into a ``(B, P)``
     matrix.
 
@@ -185,7 +212,9 @@ def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
     """
     hs = [x]
     for j, (wk, bk) in enumerate(layers):
-        z = torch.nn.functional.linear(hs[-1], params[wk], None if bk is None else params[bk])
+        z = torch.nn.functional.linear(
+            hs[-1], params[wk], None if bk is None else params[bk]
+        )
         if j < len(layers) - 1:
             hs.append(_activate(z, activation))
     dz = torch.softmax(z, dim=1)
@@ -199,10 +228,13 @@ def fused_mlp_per_sample_gradients(params: dict, layers: list, activation: str,
         w = params[wk]
         n_out, n_in = w.shape
         o = offsets[wk]
-        torch.mul(dz.unsqueeze(2), hs[j].unsqueeze(1),
-                  out=out[:, o:o + n_out * n_in].view(-1, n_out, n_in))
+        torch.mul(
+            dz.unsqueeze(2),
+            hs[j].unsqueeze(1),
+            out=out[:, o : o + n_out * n_in].view(-1, n_out, n_in),
+        )
         if bk is not None:
-            out[:, offsets[bk]:offsets[bk] + n_out] = dz
+            out[:, offsets[bk] : offsets[bk] + n_out] = dz
         if j > 0:
             dz = _activation_backward(dz @ w, hs[j], activation)
     return out

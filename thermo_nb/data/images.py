@@ -1,5 +1,6 @@
 """Small data sets as tensors: scikit-learn's 8x8 digits (always available, no download)
 and MNIST from a local copy (never downloaded)."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .runtime import resolve_device
+from ..runtime import resolve_device
 
 MNIST_IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -46,8 +47,13 @@ def _standardise(x_train: np.ndarray, x_test: np.ndarray):
     return (x_train - mean) / std, (x_test - mean) / std
 
 
-def load_digits_tensors(device=None, dtype=torch.float32, test_fraction: float = 0.2,
-                        seed: int = 0, standardise: bool = True) -> TensorSplits:
+def load_digits_tensors(
+    device=None,
+    dtype=torch.float32,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    standardise: bool = True,
+) -> TensorSplits:
     """scikit-learn's handwritten digits (1797 images of 8x8 pixels, 10 classes) as tensors.
 
     Parameters
@@ -80,13 +86,20 @@ def load_digits_tensors(device=None, dtype=torch.float32, test_fraction: float =
     from sklearn.model_selection import train_test_split
 
     if not (isinstance(test_fraction, float) and 0.0 < test_fraction < 1.0):
-        raise ValueError(f"test_fraction must be a float in (0, 1), got {test_fraction!r}")
+        raise ValueError(
+            f"test_fraction must be a float in (0, 1), got {test_fraction!r}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     dev = resolve_device(device)
     x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x.astype(np.float64), y, test_size=test_fraction,
-                                              random_state=int(seed), stratify=y)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x.astype(np.float64),
+        y,
+        test_size=test_fraction,
+        random_state=int(seed),
+        stratify=y,
+    )
     if standardise:
         x_tr, x_te = _standardise(x_tr, x_te)
     as_x = lambda a: torch.as_tensor(a, dtype=dtype, device=dev)  # noqa: E731
@@ -105,7 +118,9 @@ def _read_idx(path: Path) -> np.ndarray:
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header announces shape {tuple(dims)} but holds {data.size} bytes")
+        raise ValueError(
+            f"{path}: header announces shape {tuple(dims)} but holds {data.size} bytes"
+        )
     return data.reshape(tuple(dims))
 
 
@@ -117,8 +132,13 @@ def _find_idx(root: Path, stem: str) -> "Path | None":
     return None
 
 
-def load_mnist(data_root, device=None, dtype=torch.float32, flatten: bool = True,
-               standardise: bool = True) -> TensorSplits:
+def load_mnist(
+    data_root,
+    device=None,
+    dtype=torch.float32,
+    flatten: bool = True,
+    standardise: bool = True,
+) -> TensorSplits:
     """MNIST from a local copy; never downloads.
 
     Parameters
@@ -149,12 +169,16 @@ def load_mnist(data_root, device=None, dtype=torch.float32, flatten: bool = True
         and the expected files.
     """
     root = Path(os.fspath(data_root)).expanduser()
-    expected = (f"either {MNIST_NPZ} or the IDX files {', '.join(MNIST_IDX_FILES.values())} "
-                "(optionally .gz; in the folder itself, raw/ or MNIST/raw/)")
+    expected = (
+        f"either {MNIST_NPZ} or the IDX files {', '.join(MNIST_IDX_FILES.values())} "
+        "(optionally .gz; in the folder itself, raw/ or MNIST/raw/)"
+    )
     if not root.is_dir():
-        raise FileNotFoundError(f"MNIST data_root {str(root)!r} does not exist or is not a "
-                                f"folder; it must contain {expected}. thermo_nb never downloads "
-                                "data.")
+        raise FileNotFoundError(
+            f"MNIST data_root {str(root)!r} does not exist or is not a "
+            f"folder; it must contain {expected}. thermo_nb never downloads "
+            "data."
+        )
     if (root / MNIST_NPZ).is_file():
         with np.load(root / MNIST_NPZ) as z:
             arrays = {k: z[k] for k in MNIST_IDX_FILES}
@@ -162,8 +186,10 @@ def load_mnist(data_root, device=None, dtype=torch.float32, flatten: bool = True
         paths = {k: _find_idx(root, stem) for k, stem in MNIST_IDX_FILES.items()}
         missing = [MNIST_IDX_FILES[k] for k, p in paths.items() if p is None]
         if missing:
-            raise FileNotFoundError(f"MNIST data_root {str(root)!r} holds no {MNIST_NPZ} and "
-                                    f"lacks {missing}; it must contain {expected}.")
+            raise FileNotFoundError(
+                f"MNIST data_root {str(root)!r} holds no {MNIST_NPZ} and "
+                f"lacks {missing}; it must contain {expected}."
+            )
         arrays = {k: _read_idx(p) for k, p in paths.items()}
     dev = resolve_device(device)
     x_tr = arrays["x_train"].astype(np.float64) / 255.0
@@ -175,4 +201,6 @@ def load_mnist(data_root, device=None, dtype=torch.float32, flatten: bool = True
         x_tr, x_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
     as_x = lambda a: torch.as_tensor(a, dtype=dtype, device=dev)  # noqa: E731
     as_y = lambda a: torch.as_tensor(np.asarray(a).astype(np.int64), device=dev)  # noqa: E731
-    return TensorSplits(as_x(x_tr), as_y(arrays["y_train"]), as_x(x_te), as_y(arrays["y_test"]))
+    return TensorSplits(
+        as_x(x_tr), as_y(arrays["y_train"]), as_x(x_te), as_y(arrays["y_test"])
+    )

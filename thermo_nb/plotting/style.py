@@ -1,4 +1,5 @@
 """One plotting style for the whole book."""
+
 from __future__ import annotations
 
 
@@ -8,10 +9,12 @@ def set_book_style() -> None:
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
-    mpl.rcParams.update({
-        "figure.figsize": (7.0, 4.0),
-        "figure.dpi": 100,
-        "savefig.dpi": 150,
-        "axes.titlesize": "medium",
-        "figure.constrained_layout.use": True,
-    })
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (7.0, 4.0),
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "axes.titlesize": "medium",
+            "figure.constrained_layout.use": True,
+        }
+    )

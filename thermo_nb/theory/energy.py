@@ -6,14 +6,18 @@ the chapter ``book/dimensional_analysis.ipynb`` calls them.
 
 Every constant carries its source in :data:`GPU_SPECS` and :data:`TRAINING_RUNS`.
 """
+
 from __future__ import annotations
 
 import math
 
-from .scaling import _positive
+from .._validation import positive_array
 
 __all__ = [
-    "GPU_SPECS", "TRAINING_RUNS", "landauer_energy_per_bit", "energy_per_flop",
+    "GPU_SPECS",
+    "TRAINING_RUNS",
+    "landauer_energy_per_bit",
+    "energy_per_flop",
     "landauer_floor_energy",
 ]
 
@@ -22,30 +26,52 @@ __all__ = [
 
 GPU_SPECS: dict[str, dict] = {
     # dense (no 2:4 sparsity) peak throughput in FLOP/s and board power (TDP) in W
-    "H100 SXM5": {"power_w": 700.0,
-                  "peak_flops": {"bf16": 989.4e12, "fp8": 1978.9e12, "tf32": 494.7e12,
-                                 "fp32": 66.9e12},
-                  "source": "NVIDIA H100 Tensor Core GPU datasheet (SXM5; dense = half the "
-                            "'with sparsity' figure)"},
-    "A100 SXM4": {"power_w": 400.0,
-                  "peak_flops": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12},
-                  "source": "NVIDIA A100 Tensor Core GPU datasheet (SXM4, dense)"},
-    "V100 SXM2": {"power_w": 300.0, "peak_flops": {"fp16": 125e12, "fp32": 15.7e12},
-                  "source": "NVIDIA Tesla V100 datasheet (SXM2)"},
+    "H100 SXM5": {
+        "power_w": 700.0,
+        "peak_flops": {
+            "bf16": 989.4e12,
+            "fp8": 1978.9e12,
+            "tf32": 494.7e12,
+            "fp32": 66.9e12,
+        },
+        "source": "NVIDIA H100 Tensor Core GPU datasheet (SXM5; dense = half the "
+        "'with sparsity' figure)",
+    },
+    "A100 SXM4": {
+        "power_w": 400.0,
+        "peak_flops": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12},
+        "source": "NVIDIA A100 Tensor Core GPU datasheet (SXM4, dense)",
+    },
+    "V100 SXM2": {
+        "power_w": 300.0,
+        "peak_flops": {"fp16": 125e12, "fp32": 15.7e12},
+        "source": "NVIDIA Tesla V100 datasheet (SXM2)",
+    },
 }
 """Published peak dense throughput (FLOP/s) and board power (W) of three accelerators."""
 
 TRAINING_RUNS: dict[str, dict] = {
-    "GPT-3": {"flops": 3.14e23, "energy_mwh": 1287.0, "parameters": 175e9, "tokens": 300e9,
-              "source": "Patterson et al. 2021 (arXiv 2104.10350), Table 4"},
-    "Chinchilla": {"flops": 5.76e23, "energy_mwh": None, "parameters": 70e9, "tokens": 1.4e12,
-                   "source": "Hoffmann et al. 2022: Gopher compute budget, Table 3; no "
-                             "energy figure published"},
+    "GPT-3": {
+        "flops": 3.14e23,
+        "energy_mwh": 1287.0,
+        "parameters": 175e9,
+        "tokens": 300e9,
+        "source": "Patterson et al. 2021 (arXiv 2104.10350), Table 4",
+    },
+    "Chinchilla": {
+        "flops": 5.76e23,
+        "energy_mwh": None,
+        "parameters": 70e9,
+        "tokens": 1.4e12,
+        "source": "Hoffmann et al. 2022: Gopher compute budget, Table 3; no "
+        "energy figure published",
+    },
 }
 """Published compute (FLOP) and, where known, energy (MWh) of two training runs."""
 
 
 # ----------------------------------------------------------------------------- energy
+
 
 def landauer_energy_per_bit(temperature_k: float = 300.0) -> float:
     """Landauer's minimum heat to erase one bit, ``k_B T ln 2`` in joules.
@@ -73,7 +99,9 @@ def landauer_energy_per_bit(temperature_k: float = 300.0) -> float:
     from scipy.constants import Boltzmann
 
     if not (temperature_k > 0 and math.isfinite(temperature_k)):
-        raise ValueError(f"temperature_k must be a finite number > 0; got {temperature_k!r}")
+        raise ValueError(
+            f"temperature_k must be a finite number > 0; got {temperature_k!r}"
+        )
     return Boltzmann * temperature_k * math.log(2.0)
 
 
@@ -103,15 +131,18 @@ def energy_per_flop(gpu: str, precision: str = "bf16", mfu: float = 1.0) -> floa
         raise ValueError(f"gpu must be one of {sorted(GPU_SPECS)}; got {gpu!r}")
     spec = GPU_SPECS[gpu]
     if precision not in spec["peak_flops"]:
-        raise ValueError(f"precision for {gpu} must be one of {sorted(spec['peak_flops'])}; "
-                         f"got {precision!r}")
+        raise ValueError(
+            f"precision for {gpu} must be one of {sorted(spec['peak_flops'])}; "
+            f"got {precision!r}"
+        )
     if not (0 < mfu <= 1):
         raise ValueError(f"mfu must be in (0, 1]; got {mfu!r}")
     return spec["power_w"] / (mfu * spec["peak_flops"][precision])
 
 
-def landauer_floor_energy(flops, bits_per_flop: float = 1.0,
-                          temperature_k: float = 300.0):
+def landauer_floor_energy(
+    flops, bits_per_flop: float = 1.0, temperature_k: float = 300.0
+):
     """Landauer floor of a computation: ``C * b * k_B T ln 2`` joules.
 
     Parameters
@@ -140,4 +171,8 @@ def landauer_floor_energy(flops, bits_per_flop: float = 1.0,
     """
     if bits_per_flop < 0:
         raise ValueError(f"bits_per_flop must be >= 0; got {bits_per_flop}")
-    return _positive("flops", flops) * bits_per_flop * landauer_energy_per_bit(temperature_k)
+    return (
+        positive_array("flops", flops)
+        * bits_per_flop
+        * landauer_energy_per_bit(temperature_k)
+    )

@@ -1,0 +1,2 @@
+"""Closed forms and published constants: Chinchilla scaling, Landauer energy and GPU
+specifications, FLOP counting."""

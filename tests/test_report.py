@@ -121,3 +121,50 @@ def test_scorecard_page_lists_every_chapter_and_counts_verdicts(tmp_path):
         and "| [Chapter One](one.ipynb) | 1 | 1 refuted |" in page
     )
     assert "not executed in this build" in page
+
+
+@pytest.mark.parametrize(
+    "measured",
+    [
+        float("nan"),
+        None,
+        "nan-nan",
+        "",
+        [],
+        [1.0, float("inf")],
+        "diverged",
+        {"a": None},
+    ],
+)
+@pytest.mark.parametrize("verdict", ["reproduced", "partially reproduced"])
+def test_scorecard_gives_no_positive_verdict_from_an_empty_measurement(
+    measured, verdict
+):
+    sc = Scorecard("demo", profile="quick")
+    with pytest.warns(UserWarning, match="inconclusive"):
+        row = sc.add(
+            "x",
+            claim="c",
+            source="s",
+            expected=1.0,
+            measured=measured,
+            tolerance=0.1,
+            verdict=verdict,
+        )
+    assert row["verdict"] == "inconclusive"
+    assert "no evidence" in row["tolerance"]
+
+
+@pytest.mark.parametrize("measured", [0.0, 1.5, "0.52-0.61", [1.0, 2.0], "12 of 12"])
+def test_scorecard_keeps_verdicts_of_real_measurements(measured):
+    sc = Scorecard("demo", profile="quick")
+    row = sc.add(
+        "x",
+        claim="c",
+        source="s",
+        expected=1.0,
+        measured=measured,
+        tolerance=0.1,
+        verdict="reproduced",
+    )
+    assert row["verdict"] == "reproduced"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,30 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (str, int, float, bool)) or x is None:
         return x
     return str(x)
+
+
+_EMPTY_WORDS = re.compile(r"\b(nan|inf|none|diverged|empty)\b", re.IGNORECASE)
+
+
+def is_empty_measurement(x: Any) -> bool:
+    """True when ``x`` carries no measurement: None, a non-finite number, an empty
+    container, a container holding a non-finite number, or text that is empty or names
+    NaN, inf, None, "diverged" or "empty" (for example ``"nan-nan"``)."""
+    if x is None:
+        return True
+    if hasattr(x, "tolist") and callable(x.tolist):  # numpy / torch
+        x = x.tolist()
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, (int, float)):
+        return not math.isfinite(x)
+    if isinstance(x, str):
+        return not x.strip() or bool(_EMPTY_WORDS.search(x))
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (list, tuple)):
+        return len(x) == 0 or any(is_empty_measurement(v) for v in x)
+    return False
 
 
 def verdict_from_tolerance(
@@ -126,6 +152,17 @@ class Scorecard:
             )
         if not isinstance(id, str) or not id:
             raise ValueError(f"id must be a non-empty string, got {id!r}")
+        if verdict in ("reproduced", "partially reproduced") and is_empty_measurement(
+            measured
+        ):
+            # Nothing from nothing: a NaN, empty or diverged measurement is no evidence.
+            warnings.warn(
+                f"claim {id!r}: verdict {verdict!r} with measured={measured!r} "
+                "(NaN, empty or diverged) -> 'inconclusive'",
+                stacklevel=2,
+            )
+            verdict = "inconclusive"
+            tolerance = f"{tolerance} (measured value missing: no evidence)"
         row = {
             "id": id,
             "claim": claim,

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from thermo_nb.chapters import CHAPTER_MODULES
-from thermo_nb.pipeline.params import (
+from thermo_nb.pipeline.registry import all_chapters, get_chapter
+from thermo_nb.pipeline.validation import (
     Param,
     ParameterError,
     check_values,
     validate_parameters,
 )
-from thermo_nb.pipeline.registry import all_chapters, get_chapter
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "seed_everything": ".runtime",
     "tune_cpu_allocator": ".runtime.cpu_allocator",
     "ParameterError": ".pipeline.params",
-    "validate_parameters": ".pipeline.params",
+    "validate_parameters": ".pipeline.validation",
     "Scorecard": ".pipeline.report",
     "verdict_from_tolerance": ".pipeline.report",
     # k-NN entropies, mutual information, Gaussian closed forms

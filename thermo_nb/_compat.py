@@ -24,7 +24,7 @@ MOVED_MODULES: dict[str, str] = {
     "thermo_nb.fits": "thermo_nb.analysis.fits",
     "thermo_nb.batch_size": "thermo_nb.analysis.batch_size",
     "thermo_nb.bitflips": "thermo_nb.analysis.bitflips",
-    "thermo_nb.params": "thermo_nb.pipeline.params",
+    "thermo_nb.params": "thermo_nb.pipeline.validation",
     "thermo_nb.report": "thermo_nb.pipeline.report",
     "thermo_nb.cli": "thermo_nb.pipeline.cli",
 }

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .params import PROFILES, ParameterError, check_values, parse_cli_value
+from .params import PROFILES, ParameterError, parse_cli_value
+from .validation import check_values
 
 KERNEL_START_ERRORS = (
     "Kernel didn't respond",

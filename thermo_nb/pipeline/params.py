@@ -1,17 +1,11 @@
-"""Parameter specifications and validation for every chapter.
-
-A chapter notebook's first code cell (tagged ``parameters``) assigns each parameter with a
-type annotation and a one-line comment; its second cell calls
-
->>> cfg = validate_parameters("seifert", globals())          # doctest: +SKIP
-
-which checks type, range and choices of every parameter *before any heavy compute*, fills
-the profile defaults (parameters left at ``None``), resolves the device, seeds every RNG,
-creates ``output_dir`` and returns a :class:`Config`.
+"""Chapter parameter specifications: :class:`Param`, :class:`ChapterSpec`, the parameters
+every chapter has (:func:`common_params`) and :class:`ParameterError`.
 
 The specifications live in ``thermo_nb/chapters/<chapter>.py`` (one module per chapter,
-the single place where profile defaults are written down); the command line uses the same
-specifications to refuse unknown names and bad values before it starts a kernel.
+the single place where profile defaults are written down); they import only this module.
+Checking values against a specification, and preparing a notebook's run, is
+:mod:`thermo_nb.pipeline.validation`; the command line uses the same specifications to
+refuse unknown names and bad values before it starts a kernel.
 """
 
 from __future__ import annotations
@@ -19,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 PROFILES = ("quick", "full")
@@ -190,97 +183,6 @@ class ChapterSpec:
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.params]
-
-
-class Config(dict):
-    """Validated parameters with attribute access (``cfg.n_replicas``) plus runtime objects:
-    ``cfg.torch_device`` (a ``torch.device``), ``cfg.rng`` (a numpy ``Generator`` seeded with
-    ``seed``), ``cfg.cache`` (a :class:`~thermo_nb.runtime.ResultCache` under
-    ``output_dir/cache``) and ``cfg.output_path`` (a ``Path``).
-
-    Only the validated parameters are dictionary items (so ``dict(cfg)`` is a cache key).
-    """
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def check_values(
-    chapter: str, values: Mapping[str, Any], *, strict: bool = False
-) -> dict:
-    """Validate ``values`` against the chapter's specification (no side effects).
-
-    Parameters
-    ----------
-    chapter : str
-        A chapter name from ``thermo-nb list``.
-    values : mapping
-        Parameter values, e.g. the notebook's ``globals()``; names not in the specification
-        are ignored unless ``strict`` (the command line uses ``strict=True``).
-    strict : bool
-        Refuse names that are not parameters of the chapter.
-
-    Returns
-    -------
-    dict
-        Every parameter of the chapter, profile defaults filled in.
-    """
-    from .registry import get_chapter
-
-    spec = get_chapter(chapter)
-    if strict:
-        unknown = sorted(set(values) - set(spec.names))
-        if unknown:
-            raise ParameterError(
-                f"unknown parameter(s) {unknown} for chapter {chapter!r}; valid parameters: "
-                f"{sorted(spec.names)}"
-            )
-    profile = spec.param("profile").check(values.get("profile", "quick"))
-    out = {}
-    for p in spec.params:
-        value = values.get(p.name, p.default)
-        if value is None and p.profiles:
-            value = p.profiles[profile]
-        out[p.name] = p.check(value)
-    return out
-
-
-def validate_parameters(chapter: str, values: Mapping[str, Any]) -> Config:
-    """Validate a chapter's parameters and prepare its run.
-
-    Checks every parameter (type, range, choices), fills the profile defaults, resolves the
-    device (``device="cuda"`` without a GPU is an error), seeds Python, numpy and torch,
-    creates ``output_dir`` and sets the book's plotting style.
-
-    Raises
-    ------
-    ParameterError
-        Naming the parameter, the value and the allowed values.
-    """
-    from ..runtime import DeviceError, ResultCache, resolve_device, seed_everything
-
-    cfg = Config(check_values(chapter, values))
-    try:
-        torch_device = resolve_device(cfg["device"])
-    except DeviceError as e:
-        raise ParameterError(f"parameter 'device': {e}") from None
-    out = Path(cfg["output_dir"]).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    object.__setattr__(cfg, "torch_device", torch_device)
-    object.__setattr__(cfg, "output_path", out)
-    object.__setattr__(cfg, "rng", seed_everything(cfg["seed"]))
-    object.__setattr__(cfg, "cache", ResultCache(out / "cache"))
-    object.__setattr__(cfg, "chapter", chapter)
-    try:
-        from ..plotting import set_book_style
-
-        set_book_style()
-    except ImportError:  # pragma: no cover - matplotlib is a hard dependency
-        pass
-    return cfg
 
 
 def parse_cli_value(text: str) -> Any:

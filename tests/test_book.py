@@ -175,3 +175,64 @@ def test_page_renders_in_a_real_browser(served_book, page, tmp_path):
         figures = re.findall(r'<img[^>]+src="[^"]*_images/[^"]+\.png"', dom)
         assert figures, f"chapter {page} has at least one figure"
         assert "Scorecard" in dom
+
+
+def test_rendered_book_shows_no_path_of_the_build_machine(built_book):
+    """Papermill parameters, printed configs and warnings must not leak the absolute
+    folder the book was built in (or the virtual environment inside it)."""
+    needles = {str(ROOT), str(ROOT.resolve())}
+    for page in built_book.rglob("*.html"):
+        text = page.read_text(errors="replace")
+        for needle in needles:
+            assert needle not in text, f"{page.relative_to(built_book)} shows {needle}"
+
+
+_MEASURE_JS = """
+<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const article = document.querySelector("article");
+  const out = [...article.querySelectorAll("table")].map((t) => ({
+    cls: t.className,
+    right: t.getBoundingClientRect().right,
+    article_right: article.getBoundingClientRect().right,
+    box_scroll: t.parentElement.scrollWidth,
+    box_client: t.parentElement.clientWidth,
+    table_scroll: t.scrollWidth,
+    table_client: t.clientWidth,
+  }));
+  const pre = document.createElement("pre");
+  pre.id = "thermo-measure";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+}, 300));
+</script>
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_scorecard_tables_fit_the_content_width_at_1400_px(served_book, tmp_path):
+    """Every column of the Scorecard page's tables is visible without horizontal
+    scrolling in a 1400-pixel window: no table is wider than its container or than
+    the article column."""
+    import json
+
+    page = HTML / "book" / "scorecard.html"
+    probe = page.with_name("_measure_scorecard.html")
+    probe.write_text(page.read_text().replace("</body>", _MEASURE_JS + "</body>"))
+    try:
+        dom = chromium(
+            f"{served_book}/book/{probe.name}",
+            "--window-size=1400,1000",
+            "--dump-dom",
+            profile_dir=tmp_path / "p",
+        ).stdout
+    finally:
+        probe.unlink()
+    m = re.search(r'<pre id="thermo-measure">(.*?)</pre>', dom, flags=re.S)
+    assert m, "the measuring script ran"
+    tables = json.loads(m.group(1).replace("&quot;", '"'))
+    assert sum(t["cls"] == "scorecard" for t in tables) == len(CHAPTER_MODULES)
+    for t in tables:
+        assert t["box_scroll"] <= t["box_client"] + 1, t
+        assert t["table_scroll"] <= t["table_client"] + 1, t
+        assert t["right"] <= t["article_right"] + 1, t

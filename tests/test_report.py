@@ -115,7 +115,10 @@ def test_scorecard_page_lists_every_chapter_and_counts_verdicts(tmp_path):
             ("two", "Chapter Two", tmp_path / "missing.json"),
         ]
     )
-    assert "[Chapter One](one.ipynb)" in page and "a \\| b" in page
+    assert (
+        "[Chapter One](one.ipynb)" in page
+        and '<div class="claim-text">a | b</div>' in page
+    )
     assert (
         "<strong>refuted</strong>" in page
         and "| [Chapter One](one.ipynb) | 1 | 1 refuted |" in page
@@ -168,3 +171,20 @@ def test_scorecard_keeps_verdicts_of_real_measurements(measured):
         verdict="reproduced",
     )
     assert row["verdict"] == "reproduced"
+
+
+def test_scorecard_page_escapes_html_in_claims(tmp_path):
+    sc = Scorecard("one", "quick")
+    sc.add(
+        "x",
+        claim="<script>alert(1)</script> a < b",
+        source="s",
+        expected=1,
+        measured=0.5,
+        tolerance=0.1,
+        verdict="refuted",
+    )
+    sc.write(tmp_path)
+    page = scorecard_page([("one", "One", tmp_path / "scorecard.json")])
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; a &lt; b" in page

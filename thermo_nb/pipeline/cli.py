@@ -83,6 +83,17 @@ class Job:
     cwd: Path
     log: Path
 
+    @property
+    def output_dir(self) -> Path:
+        """The chapter's ``output_dir``, resolved against the notebook's working folder."""
+        return (self.cwd / self.params["output_dir"]).resolve()
+
+
+def _relative_to(path: Path, start: Path) -> str:
+    """``path`` relative to ``start``: the parameter papermill writes into the executed
+    notebook, so the rendered book never shows the build machine's absolute paths."""
+    return os.path.relpath(path.resolve(), start.resolve())
+
 
 class ChapterFailed(RuntimeError):
     pass
@@ -112,7 +123,7 @@ def build_jobs(
     for name in chapters:
         spec = get_chapter(name)
         params = dict(overrides, profile=profile)
-        params.setdefault("output_dir", str((out_dir / name).resolve()))
+        params.setdefault("output_dir", _relative_to(out_dir / name, root / "book"))
         check_values(
             name, params, strict=True
         )  # raises ParameterError with a clear message
@@ -262,7 +273,7 @@ def cmd_run(args) -> int:
     failures = run_jobs(jobs, args.jobs, args.kernel, args.timeout, progress_bars=True)
     for job in jobs:
         if job.chapter not in failures:
-            sc = Path(job.params["output_dir"]) / "scorecard.json"
+            sc = job.output_dir / "scorecard.json"
             print(f"[{job.chapter}] notebook: {job.output}  scorecard: {sc}")
     return 1 if failures else 0
 
@@ -308,10 +319,12 @@ def stage_book(root: Path, stage: Path) -> None:
     shutil.copytree(
         root / "book",
         stage / "book",
-        ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "_output"),
+        ignore=shutil.ignore_patterns(
+            "*.ipynb", ".ipynb_checkpoints", "_output", "_static"
+        ),
     )
     static = stage / "_static"
-    static.mkdir(exist_ok=True)
+    shutil.copytree(root / "book" / "_static", static)  # the book's CSS
     mj = _mathjax_dir()
     if mj is None:
         raise SystemExit(
@@ -335,11 +348,11 @@ def cmd_build(args) -> int:
     overrides = parse_params(args.param)
     jobs = build_jobs(chapters, args.profile, overrides, executed, root)
     for job in jobs:
-        job.params["output_dir"] = str((outputs / job.chapter).resolve())
+        job.params["output_dir"] = _relative_to(outputs / job.chapter, job.cwd)
 
     def up_to_date(job: Job) -> bool:
         key = job.output.with_suffix(".key")
-        sc = Path(job.params["output_dir"]) / "scorecard.json"
+        sc = job.output_dir / "scorecard.json"
         return (
             not args.force
             and key.exists()

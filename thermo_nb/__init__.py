@@ -27,6 +27,9 @@ _EXPORTS: dict[str, str] = {
     "ParameterError": ".pipeline.params",
     "validate_parameters": ".pipeline.validation",
     "Scorecard": ".pipeline.report",
+    "format_table": ".plotting.tables",
+    "format_significant": ".plotting.tables",
+    "show_source": ".plotting.source",
     "verdict_from_tolerance": ".pipeline.report",
     # k-NN entropies, mutual information, Gaussian closed forms
     "kl_entropy": ".estimators.knn",

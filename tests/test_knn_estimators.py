@@ -475,3 +475,31 @@ def test_brute_force_of_200k_rows_stays_in_bounded_chunks():
     chunk = knn_module._default_chunk_size(n, torch.device("cpu"))
     assert 12 * n * chunk <= knn_module.CPU_CHUNK_BYTES
     assert chunk >= 64
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e-160, 1e300, 1e-300])
+def test_kl_entropy_is_scale_covariant_at_extreme_scales(scale):
+    """H(aX) = H(X) + d ln a for any finite scale: no overflow to inf, no false
+    duplicates from underflow (tolerance: float64 rounding of the rescaling)."""
+    x = np.random.default_rng(0).standard_normal((2000, 3))
+    h = kl_entropy(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "duplicates" warning, no jitter
+        h_scaled = kl_entropy(x * scale)
+    assert abs(h_scaled - 3 * np.log(scale) - h) < 1e-9
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e-160])
+def test_ksg_mutual_info_is_scale_invariant_at_extreme_scales(scale):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2000, 1))
+    y = x + 0.5 * rng.standard_normal((2000, 1))
+    assert abs(ksg_mutual_info(x * scale, y * scale) - ksg_mutual_info(x, y)) < 1e-9
+
+
+def test_complex_input_is_refused():
+    x = np.random.default_rng(0).standard_normal((100, 2)) + 1j
+    with pytest.raises(ValueError, match="x must be real-valued, got complex"):
+        kl_entropy(x)
+    with pytest.raises(ValueError, match="real-valued"):
+        ksg_mutual_info(x, x.real)

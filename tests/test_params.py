@@ -2,6 +2,7 @@
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,8 @@ def test_notebook_parameters_cell_matches_the_chapter_spec(chapter):
     tree = ast.parse(src)
     names = []
     for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "typing":
+            continue  # `from typing import Optional` for papermill-parsable annotations
         assert isinstance(node, ast.AnnAssign), (
             f"every parameter is annotated: {ast.unparse(node)}"
         )
@@ -131,3 +134,37 @@ def test_notebooks_are_stored_without_outputs(chapter):
     for c in nb["cells"]:
         if c["cell_type"] == "code":
             assert c["outputs"] == [] and c["execution_count"] is None
+
+
+@pytest.mark.parametrize("chapter", CHAPTER_MODULES)
+def test_papermill_parses_every_parameter_with_its_comment(chapter):
+    """`papermill --help-notebook` lists every parameter with its help text, without
+    "Unable to parse" warnings, and passing a parameter whose default is None raises no
+    false "unknown parameter" warning."""
+    import subprocess
+    import sys
+
+    spec = get_chapter(chapter)
+    nb = str(ROOT / spec.notebook)
+    res = subprocess.run(
+        [sys.executable, "-m", "papermill", "--help-notebook", nb],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "Unable to parse" not in out, out
+    cell = "".join(_parameters_cell(ROOT / spec.notebook)[1]["source"])
+    for p in spec.params:
+        assert re.search(rf"^  {p.name}: ", out, flags=re.M), (
+            f"{p.name} missing:\n{out}"
+        )
+        comment = [ln for ln in cell.splitlines() if ln.startswith(f"{p.name}:")][0]
+        help_text = comment.split("#", 1)[1].strip()
+        assert " ".join(help_text.split()) in " ".join(out.split()), p.name
+    nullable = [p.name for p in spec.params if p.default is None][:3]
+    args = [x for name in nullable for x in ("-p", name, "null")]
+    res = subprocess.run(
+        [sys.executable, "-m", "papermill", nb, "/dev/null", "--prepare-only", *args],
+        capture_output=True, text=True, cwd=ROOT / "book",
+    )  # fmt: skip
+    assert "unknown parameter" not in (res.stdout + res.stderr), res.stderr

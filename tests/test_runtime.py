@@ -224,3 +224,45 @@ def test_tune_cpu_allocator_sets_huge_pages_only_before_torch_import():
     glibc = sys.platform.startswith("linux")
     assert fresh == ["True", str(glibc), "1", "1048576.0"]
     assert late == ["False", str(glibc), "None", "1048576.0"]
+
+
+def test_atomic_write_respects_the_umask(tmp_path):
+    from thermo_nb.runtime.cache import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "b.bin", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
+
+
+def test_cache_write_killed_mid_write_leaves_no_debris_after_the_next_write(tmp_path):
+    """A writer killed with SIGKILL between creating its temporary and renaming it
+    leaves `.name.<pid>.*.tmp`; the next write of the same path removes it (the writer
+    is dead), while a live writer's temporary is kept."""
+    import signal
+
+    from thermo_nb.runtime.cache import atomic_write_bytes
+
+    target = tmp_path / "result.pkl"
+    code = (
+        "import os, signal, tempfile\n"
+        f"fd, tmp = tempfile.mkstemp(dir={str(tmp_path)!r}, "
+        "prefix='.result.pkl.' + str(os.getpid()) + '.', suffix='.tmp')\n"
+        "os.write(fd, b'partial')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code])
+    assert res.returncode == -signal.SIGKILL
+    debris = list(tmp_path.glob(".result.pkl.*.tmp"))
+    assert len(debris) == 1
+    live = tmp_path / f".result.pkl.{os.getpid()}.keepme.tmp"  # this process: alive
+    live.write_bytes(b"in progress")
+    atomic_write_bytes(target, b"complete")
+    assert target.read_bytes() == b"complete"
+    assert not debris[0].exists()
+    assert live.exists()

@@ -1,12 +1,45 @@
 """Parameters of the chapter *Dimensional analysis of training: Chinchilla, Landauer, and the
 information carried by one update* (``book/dimensional_analysis.ipynb``, seed 002)."""
 
-from ..pipeline.params import ChapterSpec, Param, common_params
+from ..pipeline.params import ChapterSpec, Param, common_params, existing_file
+from ..pipeline.planning import MemoryItem, RunPlan, WorkItem
 
 NAME = "dimensional_analysis"
 
+
+def plan(values: dict) -> RunPlan:
+    """Peak memory and CPU time from the sizes (rough; coefficients measured on the quick
+    profile on 2 CPU cores). The largest allocation is the widest transformer whose
+    training FLOPs are counted: about 12 L d^2 weights (L = 4 layers), with gradients and
+    activations about 4 float32 copies."""
+    v = values
+    lm_params = [12 * 4 * d * d + 2 * 256 * d for d in v["lm_widths"]]
+    memory = [
+        MemoryItem("widest transformer LM (weights, gradients, activations)",
+                   16.0 * max(lm_params), ("lm_widths",)),
+        MemoryItem("steps-vs-batch sweep ensembles", 4.0 * 64 * v["hidden"] * 1000,
+                   ("hidden",)),
+    ]  # fmt: skip
+    work = [
+        WorkItem("FLOP counting of the LMs (6 N per token, 128 tokens, 3 steps)",
+                 sum(6 * n * 128 * 3 for n in lm_params) / 2e10, ("lm_widths",)),
+        WorkItem("steps-to-target sweep", 4.2e-4 * v["n_replicas"] * v["sweep_max_steps"],
+                 ("n_replicas", "sweep_max_steps")),
+        WorkItem("bit-flip runs (fp32, bf16)", 2.7e-3 * v["train_steps"] * v["hidden"] / 64,
+                 ("train_steps", "hidden")),
+        WorkItem("Chinchilla fits and the rest", 10.0 if v["huber_grid"] == "coarse" else 60.0,
+                 ("huber_grid",)),
+    ]  # fmt: skip
+    sizes = {
+        "lm_widths": v["lm_widths"], "n_replicas": v["n_replicas"],
+        "sweep_max_steps": v["sweep_max_steps"], "train_steps": v["train_steps"],
+    }  # fmt: skip
+    return RunPlan(memory=memory, work=work, sizes=sizes)
+
+
 SPEC = ChapterSpec(
     name=NAME,
+    plan=plan,
     title="Dimensional analysis of training: Chinchilla, Landauer and bits per update",
     summary="k = 6 FLOP/token/parameter measured, Chinchilla optima and refits, the "
     "Landauer floor, bits changed per update, gradient noise and the critical batch.",
@@ -18,6 +51,7 @@ SPEC = ChapterSpec(
             "CSV of the public extracted Chinchilla data (optional)",
             default=None,
             nullable=True,
+            validator=existing_file,
         ),
         Param(
             "n_replicas",
@@ -25,6 +59,7 @@ SPEC = ChapterSpec(
             "seeds per learning rate in the steps-vs-batch-size sweep",
             profiles={"quick": 3, "full": 8},
             low=1,
+            high=1000,
         ),
         Param(
             "huber_grid",
@@ -55,6 +90,7 @@ SPEC = ChapterSpec(
             "SGD steps of the fp32/bf16 bit-flip runs",
             profiles={"quick": 1500, "full": 20000},
             low=10,
+            high=100_000_000,
         ),
         Param(
             "sweep_max_steps",
@@ -62,6 +98,7 @@ SPEC = ChapterSpec(
             "step budget per batch size in the steps-to-target sweep",
             profiles={"quick": 20000, "full": 200000},
             low=10,
+            high=100_000_000,
         ),
         Param(
             "target_loss",
@@ -77,6 +114,7 @@ SPEC = ChapterSpec(
             "minibatches drawn per batch size for the gradient-norm curve",
             profiles={"quick": 64, "full": 512},
             low=4,
+            high=1_000_000,
         ),
     ],
 )

@@ -132,6 +132,48 @@ def _find_idx(root: Path, stem: str) -> "Path | None":
     return None
 
 
+def find_mnist_files(data_root) -> "tuple[Path, Path | dict[str, Path]]":
+    """Locate a local MNIST copy without reading it (the check run at parameter
+    validation, before any compute).
+
+    Parameters
+    ----------
+    data_root : str or path
+        See :func:`load_mnist`.
+
+    Returns
+    -------
+    (root, layout)
+        ``layout`` is the path of ``mnist.npz`` or a dict of the four IDX files.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the folder and the expected files.
+    """
+    root = Path(os.fspath(data_root)).expanduser()
+    expected = (
+        f"either {MNIST_NPZ} or the IDX files {', '.join(MNIST_IDX_FILES.values())} "
+        "(optionally .gz; in the folder itself, raw/ or MNIST/raw/)"
+    )
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"MNIST data_root {str(root)!r} does not exist or is not a "
+            f"folder; it must contain {expected}. thermo_nb never downloads "
+            "data."
+        )
+    if (root / MNIST_NPZ).is_file():
+        return root, root / MNIST_NPZ
+    paths = {k: _find_idx(root, stem) for k, stem in MNIST_IDX_FILES.items()}
+    missing = [MNIST_IDX_FILES[k] for k, p in paths.items() if p is None]
+    if missing:
+        raise FileNotFoundError(
+            f"MNIST data_root {str(root)!r} holds no {MNIST_NPZ} and "
+            f"lacks {missing}; it must contain {expected}."
+        )
+    return root, paths
+
+
 def load_mnist(
     data_root,
     device=None,
@@ -168,29 +210,12 @@ def load_mnist(
         If ``data_root`` is missing or holds neither layout; the message names the folder
         and the expected files.
     """
-    root = Path(os.fspath(data_root)).expanduser()
-    expected = (
-        f"either {MNIST_NPZ} or the IDX files {', '.join(MNIST_IDX_FILES.values())} "
-        "(optionally .gz; in the folder itself, raw/ or MNIST/raw/)"
-    )
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"MNIST data_root {str(root)!r} does not exist or is not a "
-            f"folder; it must contain {expected}. thermo_nb never downloads "
-            "data."
-        )
-    if (root / MNIST_NPZ).is_file():
-        with np.load(root / MNIST_NPZ) as z:
+    root, layout = find_mnist_files(data_root)
+    if isinstance(layout, Path):
+        with np.load(layout) as z:
             arrays = {k: z[k] for k in MNIST_IDX_FILES}
     else:
-        paths = {k: _find_idx(root, stem) for k, stem in MNIST_IDX_FILES.items()}
-        missing = [MNIST_IDX_FILES[k] for k, p in paths.items() if p is None]
-        if missing:
-            raise FileNotFoundError(
-                f"MNIST data_root {str(root)!r} holds no {MNIST_NPZ} and "
-                f"lacks {missing}; it must contain {expected}."
-            )
-        arrays = {k: _read_idx(p) for k, p in paths.items()}
+        arrays = {k: _read_idx(p) for k, p in layout.items()}
     dev = resolve_device(device)
     x_tr = arrays["x_train"].astype(np.float64) / 255.0
     x_te = arrays["x_test"].astype(np.float64) / 255.0

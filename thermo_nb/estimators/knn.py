@@ -139,6 +139,11 @@ def _to_tensor(x, name: str, device=None, min_rows: int = 2):
         if device is not None:
             t = t.to(resolve_device(device))
     else:
+        if np.iscomplexobj(x):
+            raise ValueError(
+                f"{name} must be real-valued, got complex input (dtype "
+                f"{np.asarray(x).dtype}); pass the real and imaginary parts as columns"
+            )
         try:
             arr = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError):
@@ -177,6 +182,35 @@ def _to_tensor(x, name: str, device=None, min_rows: int = 2):
             f"{name} contains NaN or infinite values ({n_bad} rows); remove them first"
         )
     return t.contiguous()
+
+
+#: spreads outside [2^-_SAFE_EXPONENT, 2^_SAFE_EXPONENT] are rescaled before the search
+_SAFE_EXPONENT = 100
+
+
+def _rescale_extreme(*tensors):
+    r"""Bring data of extreme scale back to unit size by one power of two (exact).
+
+    Squared distances of data spread over 1e155 overflow and over 1e-160 underflow
+    (every point then looks like a duplicate). Entropy is shift- and scale-covariant,
+    :math:`H(aX + b) = H(X) + d \ln a`, and k-NN mutual information is invariant under a
+    common scale, so such data are centred and multiplied by :math:`2^{-e}` (the same
+    factor for every tensor). Data of ordinary scale are returned unchanged (bit for bit).
+
+    Returns
+    -------
+    (tensors, log_scale)
+        The (possibly) rescaled tensors and :math:`\ln a` with :math:`a = 2^{e}`
+        (0.0 when nothing was done).
+    """
+    import math
+
+    spread = max(float((t.amax(0) - t.amin(0)).max()) for t in tensors)
+    if spread == 0.0 or 2.0**-_SAFE_EXPONENT <= spread <= 2.0**_SAFE_EXPONENT:
+        return tensors, 0.0
+    e = math.frexp(spread)[1]  # spread = m 2^e, m in [0.5, 1)
+    out = tuple((t - t.amin(0)) * 2.0**-e for t in tensors)
+    return out, e * math.log(2.0)
 
 
 def _check_metric(metric) -> str:
@@ -689,9 +723,10 @@ def kl_entropy(x, k=3, metric="euclidean", device=None) -> float:
     xt = _to_tensor(x, "x", device)
     n, d = xt.shape
     k = _check_k(k, n)
+    (xt,), log_scale = _rescale_extreme(xt)  # H(aX) = H(X) + d ln a
     _, eps = _kth_distances_without_zeros(xt, k, metric, "kl_entropy")
     constant = float(_digamma(n) - _digamma(k)) + _log_unit_ball_volume(d, metric)
-    return constant + d * float(eps.log().mean())
+    return constant + d * float(eps.log().mean()) + d * log_scale
 
 
 def _count_strictly_within(x, radius, chunk_size=None):
@@ -773,6 +808,7 @@ def ksg_mutual_info(x, y, k=3, device=None) -> float:
             f"x and y must have the same number of samples (rows), "
             f"got {xt.shape[0]} and {yt.shape[0]}"
         )
+    (xt, yt), _ = _rescale_extreme(xt, yt)  # MI is invariant under a common scale
     n, dx = xt.shape
     k = _check_k(k, n)
     z, eps = _kth_distances_without_zeros(

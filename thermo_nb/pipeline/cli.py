@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .params import PROFILES, ParameterError, parse_cli_value
-from .validation import check_values
+from .validation import check_values, writable_folder
 
 KERNEL_START_ERRORS = (
     "Kernel didn't respond",
@@ -100,43 +100,126 @@ class ChapterFailed(RuntimeError):
 
 
 def parse_params(pairs: list[str]) -> dict:
+    """``-p NAME=VALUE`` pairs as ``{NAME: value}``; ``CHAPTER.NAME`` keys are kept whole
+    (see :func:`split_overrides`)."""
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ParameterError(f"-p expects NAME=VALUE, got {pair!r}")
+            raise ParameterError(
+                f"-p expects NAME=VALUE or CHAPTER.NAME=VALUE, got {pair!r}"
+            )
         name, value = pair.split("=", 1)
         out[name.strip()] = parse_cli_value(value)
     return out
 
 
-def build_jobs(
-    chapters: list[str], profile: str, overrides: dict, out_dir: Path, root: Path
-) -> list[Job]:
-    """Validate everything first (no kernel is started if anything is wrong)."""
-    from .registry import get_chapter
+def split_overrides(overrides: dict, chapters: list[str]) -> dict[str, dict]:
+    """Per-chapter parameters from ``-p`` pairs: ``NAME=VALUE`` goes to every chapter,
+    ``CHAPTER.NAME=VALUE`` to that chapter only (it wins over a plain ``NAME``)."""
+    from ..chapters import CHAPTER_MODULES
 
+    per = {c: {} for c in chapters}
+    scoped = []
+    for key, value in overrides.items():
+        if "." in key:
+            chapter, name = key.split(".", 1)
+            if chapter not in CHAPTER_MODULES:
+                raise ParameterError(
+                    f"-p {key}=...: unknown chapter {chapter!r}; valid chapters: "
+                    f"{list(CHAPTER_MODULES)}"
+                )
+            if chapter not in per:
+                raise ParameterError(
+                    f"-p {key}=...: chapter {chapter!r} is not among those being run "
+                    f"({chapters})"
+                )
+            scoped.append((chapter, name, value))
+        else:
+            for c in per:
+                per[c][key] = value
+    for chapter, name, value in scoped:
+        per[chapter][name] = value
+    return per
+
+
+def resolve_profile(cli_profile: str | None, overrides: dict) -> str:
+    """The run's profile from ``--profile`` and ``-p profile=...``: they must agree."""
+    given = {k: v for k, v in overrides.items() if k.split(".")[-1] == "profile"}
+    values = set(map(str, given.values()))
+    if cli_profile is not None:
+        values.add(cli_profile)
+    if len(values) > 1:
+        shown = [f"--profile {cli_profile}"] if cli_profile is not None else []
+        shown += [f"-p {k}={v}" for k, v in given.items()]
+        raise ParameterError(
+            f"conflicting profiles: {', '.join(shown)}; give the profile once "
+            f"(valid profiles: {list(PROFILES)})"
+        )
+    profile = values.pop() if values else "quick"
     if profile not in PROFILES:
         raise ParameterError(
             f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}"
         )
+    return profile
+
+
+def _device_type(device: str) -> str:
+    """Where a chapter with parameter ``device`` will run (``cpu`` or ``cuda``)."""
+    from ..runtime import DeviceError, resolve_device
+
+    try:
+        return resolve_device(device).type
+    except DeviceError as e:
+        raise ParameterError(f"parameter 'device': {e}") from None
+
+
+def build_jobs(
+    chapters: list[str],
+    profile: str | None,
+    overrides: dict,
+    out_dir: Path,
+    root: Path,
+    *,
+    allow_cpu_full: bool = False,
+) -> list[Job]:
+    """Validate everything first (no kernel is started if anything is wrong): chapter
+    names, profile, every parameter's type and range, ``output_dir``, the planned
+    memory, and a ``full`` run on a CPU."""
+    from .planning import check_plan
+    from .registry import get_chapter
+
+    profile = resolve_profile(profile, overrides)
+    per_chapter = split_overrides(overrides, chapters)
     jobs = []
     for name in chapters:
         spec = get_chapter(name)
-        params = dict(overrides, profile=profile)
-        params.setdefault("output_dir", _relative_to(out_dir / name, root / "book"))
-        check_values(
-            name, params, strict=True
-        )  # raises ParameterError with a clear message
-        jobs.append(
-            Job(
-                name,
-                root / spec.notebook,
-                out_dir / f"{name}.ipynb",
-                params,
-                cwd=root / "book",
-                log=out_dir / f"{name}.log",
-            )
+        params = dict(per_chapter[name], profile=profile)
+        if "output_dir" in params and isinstance(params["output_dir"], str):
+            if params["output_dir"].strip():  # blank values are refused by the spec
+                # relative to where the user ran the command, not to book/
+                params["output_dir"] = str(
+                    Path(params["output_dir"]).expanduser().resolve()
+                )
+        else:
+            params.setdefault("output_dir", _relative_to(out_dir / name, root / "book"))
+        values = check_values(name, params, strict=True)  # clear ParameterError
+        check_plan(
+            spec,
+            values,
+            _device_type(values["device"]),
+            interactive=True,
+            allow_cpu_full=allow_cpu_full,
         )
+        job = Job(
+            name,
+            root / spec.notebook,
+            out_dir / f"{name}.ipynb",
+            params,
+            cwd=root / "book",
+            log=out_dir / f"{name}.log",
+        )
+        writable_folder(job.output_dir, "output_dir")
+        jobs.append(job)
     return jobs
 
 
@@ -205,27 +288,58 @@ def execute_job(
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(var, str(threads))
     t0 = time.perf_counter()
+    logs = []
     for attempt in range(retries + 1):
-        with open(job.log, "w") as log:
+        log_path = (
+            job.log if attempt == 0 else job.log.with_suffix(f".retry{attempt}.log")
+        )
+        logs.append(log_path)
+        with open(log_path, "w") as log:
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         if rc == 0:
             return time.perf_counter() - t0
-        text = job.log.read_text(errors="replace")
+        text = log_path.read_text(errors="replace")
+        started = _cells_executed(job.output)
         if (
             attempt < retries
+            and started == 0
             and any(s in text for s in KERNEL_START_ERRORS)
             and "PapermillExecutionError" not in text
         ):
-            print(f"[{job.chapter}] kernel start failed; retrying once", flush=True)
+            print(
+                f"[{job.chapter}] the kernel did not start ({log_path}); retrying once",
+                flush=True,
+            )
             continue
         break
+    if "DeadKernelError" in text or "Kernel died" in text:
+        what = (
+            f"the kernel died after {started} executed cell(s) (killed, or out of "
+            "memory: see the planned memory printed by --profile full, or reduce sizes)"
+        )
+    else:
+        what = f"papermill exit {rc}"
     if job.output.exists():
         report = _failing_cell_report(job.output)
     else:
-        report = job.log.read_text(errors="replace")[-4000:]
+        report = text[-4000:]
     raise ChapterFailed(
-        f"chapter {job.chapter!r} failed (papermill exit {rc}).\n{report}\n"
-        f"Executed notebook kept at {job.output}; papermill log at {job.log}"
+        f"chapter {job.chapter!r} failed ({what}).\n{report}\n"
+        f"Executed notebook kept at {job.output}; papermill log(s): "
+        + ", ".join(map(str, logs))
+    )
+
+
+def _cells_executed(nb_path: Path) -> int:
+    """How many code cells of an (partly) executed notebook ran."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:
+        return 0
+    return sum(
+        1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count")
     )
 
 
@@ -266,9 +380,14 @@ def run_jobs(
 
 def cmd_run(args) -> int:
     root = repo_root()
-    out_dir = Path(args.out).resolve()
+    out_dir = writable_folder(Path(args.out).expanduser().resolve(), "--out")
     jobs = build_jobs(
-        args.chapters, args.profile, parse_params(args.param), out_dir, root
+        args.chapters,
+        args.profile,
+        parse_params(args.param),
+        out_dir,
+        root,
+        allow_cpu_full=args.allow_cpu_full,
     )
     failures = run_jobs(jobs, args.jobs, args.kernel, args.timeout, progress_bars=True)
     for job in jobs:
@@ -346,7 +465,14 @@ def cmd_build(args) -> int:
     outputs = build / "outputs"
     chapters = list(CHAPTER_MODULES)
     overrides = parse_params(args.param)
-    jobs = build_jobs(chapters, args.profile, overrides, executed, root)
+    jobs = build_jobs(
+        chapters,
+        args.profile,
+        overrides,
+        executed,
+        root,
+        allow_cpu_full=args.allow_cpu_full,
+    )
     for job in jobs:
         job.params["output_dir"] = _relative_to(outputs / job.chapter, job.cwd)
 
@@ -465,8 +591,14 @@ def make_parser() -> argparse.ArgumentParser:
     def common(p):
         p.add_argument(
             "--profile",
-            default="quick",
-            help=f"one of {list(PROFILES)} (default: quick)",
+            default=None,
+            help=f"one of {list(PROFILES)} (default: quick; -p profile=... is the same "
+            "and must agree)",
+        )
+        p.add_argument(
+            "--allow-cpu-full",
+            action="store_true",
+            help="run the full profile even when no CUDA GPU is visible",
         )
         p.add_argument(
             "-p",
@@ -474,7 +606,8 @@ def make_parser() -> argparse.ArgumentParser:
             action="append",
             metavar="NAME=VALUE",
             default=[],
-            help="override a chapter parameter (YAML value), repeatable",
+            help="override a parameter (YAML value) of every chapter that has it, or "
+            "of one chapter with CHAPTER.NAME=VALUE; repeatable",
         )
         p.add_argument(
             "--jobs", type=int, default=1, help="chapters executed in parallel"

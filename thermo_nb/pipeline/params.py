@@ -11,8 +11,10 @@ refuse unknown names and bad values before it starts a kernel.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PROFILES = ("quick", "full")
@@ -45,6 +47,10 @@ class Param:
         ``{"quick": value, "full": value}`` used when the value is ``None``.
     nullable : bool
         ``None`` is a legal final value (e.g. an optional ``data_root``).
+    validator : callable, optional
+        ``validator(value)`` for checks beyond type and range (a folder exists and holds
+        the expected files, a string is not empty); it raises ``ValueError`` or
+        ``OSError`` with the reason, reported as a :class:`ParameterError`.
     """
 
     name: str
@@ -56,6 +62,7 @@ class Param:
     high: float | None = None
     profiles: Mapping[str, Any] = field(default_factory=dict)
     nullable: bool = False
+    validator: Callable[[Any], None] | None = None
 
     def allowed(self) -> str:
         if self.choices is not None:
@@ -120,6 +127,11 @@ class Param:
                 fail(f"below the minimum {self.low}")
             if self.high is not None and v > self.high:
                 fail(f"above the maximum {self.high}")
+        if self.validator is not None:
+            try:
+                self.validator(value)
+            except (ValueError, OSError) as e:
+                fail(str(e))
         return value
 
 
@@ -153,8 +165,23 @@ def common_params(chapter: str) -> list[Param]:
             str,
             "folder for scorecard.json, figures and the result cache",
             default=f"_output/{chapter}",
+            validator=_not_blank,
         ),
     ]
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValueError("must name a folder (an empty string would write into book/)")
+
+
+def existing_file(value: str) -> None:
+    """Validator: ``value`` is a readable file."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {value}")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"cannot read {value}")
 
 
 @dataclass(frozen=True)
@@ -165,6 +192,7 @@ class ChapterSpec:
     title: str
     summary: str
     params: Sequence[Param]
+    plan: Callable[[dict], Any] | None = None  # values -> planning.RunPlan
 
     @property
     def notebook(self) -> str:

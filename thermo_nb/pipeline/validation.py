@@ -12,6 +12,7 @@ every RNG, creates ``output_dir`` and returns a :class:`Config`.  The old module
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,29 @@ def check_values(
     return out
 
 
+def writable_folder(path: "str | os.PathLike", name: str) -> Path:
+    """Create ``path`` (and parents) if needed and check it can be written to.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter ``name`` and why the folder cannot be used.
+    """
+    out = Path(path).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParameterError(
+            f"parameter {name!r}: cannot create the folder {str(path)!r} "
+            f"({e.strerror or e})"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ParameterError(
+            f"parameter {name!r}: the folder {str(path)!r} is not writable"
+        )
+    return out
+
+
 def validate_parameters(chapter: str, values: Mapping[str, Any]) -> Config:
     """Validate a chapter's parameters and prepare its run.
 
@@ -94,14 +118,15 @@ def validate_parameters(chapter: str, values: Mapping[str, Any]) -> Config:
         Naming the parameter, the value and the allowed values.
     """
     from ..runtime import DeviceError, ResultCache, resolve_device, seed_everything
+    from .planning import check_plan
 
     cfg = Config(check_values(chapter, values))
     try:
         torch_device = resolve_device(cfg["device"])
     except DeviceError as e:
         raise ParameterError(f"parameter 'device': {e}") from None
-    out = Path(cfg["output_dir"]).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    check_plan(get_chapter(chapter), cfg, torch_device.type, interactive=False)
+    out = writable_folder(cfg["output_dir"], "output_dir")
     object.__setattr__(cfg, "torch_device", torch_device)
     object.__setattr__(cfg, "output_path", out)
     object.__setattr__(cfg, "rng", seed_everything(cfg["seed"]))

@@ -30,8 +30,11 @@ LAYERS = {
     "chapters": 4,
     "pipeline": 5,
 }
-#: the one downward exception: a chapter declares its SPEC with pipeline.params
-ALLOWED_UP = {("chapters", "thermo_nb.pipeline.params")}
+#: the exceptions: a chapter declares its SPEC (and its RunPlan) with pipeline types
+ALLOWED_UP = {
+    ("chapters", "thermo_nb.pipeline.params"),
+    ("chapters", "thermo_nb.pipeline.planning"),
+}
 
 
 def _modules():

@@ -33,6 +33,27 @@ REQUIRED_CLAIMS = {
         "fokker_planck_vs_ensemble",
         "medium_entropy_sign",
     ],
+    "learning_dissipation": [
+        "ebm_learns_target",
+        "first_law_work_heat",
+        "l_info_equals_ignorance_ep",
+        "dpi_m_info_ge_l_info",
+        "clausius_parameter_entropy_equals_heat",
+        "quasi_static_limit_zero_conditional_ep",
+        "jarzynski_probe_chains",
+        "gaussian_ebm_closed_form",
+        "low_variance_proxy",
+    ],
+    "sgd_heat_bath": [
+        "noise_stationary",
+        "noise_white",
+        "noise_variance_inverse_batch",
+        "temperature_lr_over_batch",
+        "deterministic_force_dominates",
+        "low_variance_condition",
+        "layer_temperatures_differ",
+        "noise_isotropic",
+    ],
     "dimensional_analysis": [
         "flops_per_token_per_param_is_6",
         "chinchilla_20_tokens_per_param",
@@ -191,15 +212,19 @@ _MEASURE_JS = """
 <script>
 window.addEventListener("load", () => setTimeout(() => {
   const article = document.querySelector("article");
-  const out = [...article.querySelectorAll("table")].map((t) => ({
-    cls: t.className,
-    right: t.getBoundingClientRect().right,
+  const box = (el, kind) => ({
+    kind: kind,
+    cls: el.className,
+    text: el.textContent.slice(0, 80),
+    right: el.getBoundingClientRect().right,
     article_right: article.getBoundingClientRect().right,
-    box_scroll: t.parentElement.scrollWidth,
-    box_client: t.parentElement.clientWidth,
-    table_scroll: t.scrollWidth,
-    table_client: t.clientWidth,
-  }));
+    box_scroll: el.parentElement.scrollWidth,
+    box_client: el.parentElement.clientWidth,
+    scroll: el.scrollWidth,
+    client: el.clientWidth,
+  });
+  const out = [...article.querySelectorAll("table")].map((t) => box(t, "table"))
+    .concat([...article.querySelectorAll("div.cell_input pre")].map((p) => box(p, "code")));
   const pre = document.createElement("pre");
   pre.id = "thermo-measure";
   pre.textContent = JSON.stringify(out);
@@ -209,16 +234,14 @@ window.addEventListener("load", () => setTimeout(() => {
 """
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
-def test_scorecard_tables_fit_the_content_width_at_1400_px(served_book, tmp_path):
-    """Every column of the Scorecard page's tables is visible without horizontal
-    scrolling in a 1400-pixel window: no table is wider than its container or than
-    the article column."""
+def _measure(served_book, page, tmp_path):
+    """Widths of the tables and code-cell inputs of a rendered page in a 1400-px window."""
+    import html
     import json
 
-    page = HTML / "book" / "scorecard.html"
-    probe = page.with_name("_measure_scorecard.html")
-    probe.write_text(page.read_text().replace("</body>", _MEASURE_JS + "</body>"))
+    source = HTML / "book" / f"{page}.html"
+    probe = source.with_name(f"_measure_{page}.html")
+    probe.write_text(source.read_text().replace("</body>", _MEASURE_JS + "</body>"))
     try:
         dom = chromium(
             f"{served_book}/book/{probe.name}",
@@ -230,9 +253,29 @@ def test_scorecard_tables_fit_the_content_width_at_1400_px(served_book, tmp_path
         probe.unlink()
     m = re.search(r'<pre id="thermo-measure">(.*?)</pre>', dom, flags=re.S)
     assert m, "the measuring script ran"
-    tables = json.loads(m.group(1).replace("&quot;", '"'))
+    return json.loads(html.unescape(m.group(1)))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_scorecard_tables_fit_the_content_width_at_1400_px(served_book, tmp_path):
+    """Every column of the Scorecard page's tables is visible without horizontal
+    scrolling in a 1400-pixel window: no table is wider than its container or than
+    the article column."""
+    tables = _measure(served_book, "scorecard", tmp_path)
     assert sum(t["cls"] == "scorecard" for t in tables) == len(CHAPTER_MODULES)
     for t in tables:
         assert t["box_scroll"] <= t["box_client"] + 1, t
-        assert t["table_scroll"] <= t["table_client"] + 1, t
+        assert t["scroll"] <= t["client"] + 1, t
         assert t["right"] <= t["article_right"] + 1, t
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+@pytest.mark.parametrize("chapter", CHAPTER_MODULES)
+def test_chapter_code_cells_fit_the_content_width_at_1400_px(
+    served_book, chapter, tmp_path
+):
+    """An 88-column code line is readable without horizontal scrolling at 1400 px."""
+    code = [c for c in _measure(served_book, chapter, tmp_path) if c["kind"] == "code"]
+    assert code, "the page has code cells"
+    wide = [c["text"] for c in code if c["scroll"] > c["client"] + 1]
+    assert not wide, f"code cells wider than the column: {wide}"

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-import thermo_nb.estimators.knn as knn
+import thermo_nb.neighbors.search as knn
 
 
 def main(argv=None):

@@ -24,7 +24,6 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 from scipy.stats import special_ortho_group
 
-from thermo_nb.estimators import knn as knn_module
 from thermo_nb.estimators.gaussian import gaussian_entropy, gaussian_mutual_info
 from thermo_nb.estimators.knn import (
     kl_entropy,
@@ -34,6 +33,7 @@ from thermo_nb.estimators.knn import (
     sphere_kl_entropy,
     uniform_sphere_entropy,
 )
+from thermo_nb.neighbors import search as knn_module
 
 
 def within_spread(values, expected, calibration_sd, bias_allowance=0.0):

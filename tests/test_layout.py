@@ -20,6 +20,7 @@ LAYERS = {
     "_validation": 0,
     "runtime": 0,
     "models": 1,
+    "neighbors": 1,
     "data": 1,
     "estimators": 2,
     "dynamics": 2,

@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "verdict_from_tolerance": ".pipeline.report",
     # k-NN entropies, mutual information, Gaussian closed forms
     "kl_entropy": ".estimators.knn",
-    "knn_distances": ".estimators.knn",
+    "knn_distances": ".neighbors.search",
     "knn_graph_entropy": ".estimators.knn",
     "ksg_mutual_info": ".estimators.knn",
     "sphere_kl_entropy": ".estimators.knn",

@@ -43,6 +43,8 @@ def plan(values: dict) -> RunPlan:
                    ("n_stationary_steps", "n_replicas", "n_recorded_coords")),
         MemoryItem("ensemble weights, gradients, activations", 16.0 * M * P,
                    ("n_replicas", "hidden", "depth")),
+        MemoryItem("stationary regression network records (sec. 3b)",
+                   8.0 * 7 * 3601 * v["n_bump_replicas"] * 3, ("n_bump_replicas",)),
     ]  # fmt: skip
     work = [
         WorkItem("Langevin benchmarks", 1.9e-7 * 4 * n_traj * steps_bench,
@@ -54,6 +56,9 @@ def plan(values: dict) -> RunPlan:
                  7.7e-8 * v["n_distance_replicas"] * P * v["n_distance_steps"],
                  ("n_distance_replicas", "n_distance_steps", "hidden")),
         WorkItem("quadratic losses and fits", 20.0, ()),
+        WorkItem("stationary regression network (sec. 3b)",
+                 4.0e-6 * v["n_bump_replicas"] * 4 * 3600,
+                 ("n_bump_replicas",)),
     ]  # fmt: skip
     sizes = {
         "P": P, "n_replicas": M, "n_trajectories": n_traj,
@@ -184,6 +189,14 @@ SPEC = ChapterSpec(
             profiles={"quick": 20000, "full": 1000000},
             low=100,
             high=1_000_000_000,
+        ),
+        Param(
+            "n_bump_replicas",
+            int,
+            "replicas of the stationary 7-weight regression network (sec. 3b)",
+            profiles={"quick": 192, "full": 4096},
+            low=16,
+            high=1_000_000,
         ),
         Param(
             "n_distance_replicas",

@@ -231,3 +231,359 @@ def growth_law_table(steps, R, label: str, seed: int):
         for law, f in fits.items()
     }
     return fits, pd.DataFrame(rows).T.assign(data=label)
+
+
+def reference_checks(bench: dict, seed: int, n: int = 20000) -> dict:
+    """The exact reference checks of the test suite, as chapter rows: the dragged trap's
+    ``<W>`` and ``Var W = 2 T <W>``, the ULA stationary-variance bias ``1/(1 - hk/2)`` and
+    the two-bead NESS rate (kernel-ratio EP of the Euler-Maruyama chain against that
+    chain's exact value and against the continuum 2.025).
+
+    Returns
+    -------
+    dict of rows ``{name: (expected, measured, s.e.)}``.
+    """
+    import torch
+
+    from ..dynamics import exact
+    from ..dynamics.langevin import unadjusted_langevin
+    from ..dynamics.sgd_linear import linear_chain_entropy_production_per_step
+    from ..estimators.entropy_production import medium_entropy_kernel_ratio
+
+    rows = {}
+    W = bench["trap"]["work"]
+    w_exact = bench["trap"]["expected_work"]
+    rows["trap <W>"] = (w_exact, W.mean(), W.std() / W.size**0.5)
+    rows["trap Var W (= 2T<W>)"] = (2 * w_exact, W.var(), W.var() * (2 / W.size) ** 0.5)
+    h, k, n_steps = 0.5, 1.0, 40
+    g = torch.Generator().manual_seed(seed + 21)
+    x0 = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    X = unadjusted_langevin(lambda x, i: k * x, x0, n_steps, h, generator=g)
+    v_exact = exact.ula_harmonic_moments(n_steps, 0.0, 1.0, h, k)[1]
+    v = float(X[-1].var())
+    rows["ULA variance, hk = 0.5 (T/k = 1)"] = (v_exact, v, v * (2 / n) ** 0.5)
+    A, D = exact.two_bead_linear_system(1.0, 10.0)
+    dt, steps = 0.01, 200
+    Ad, Qd = np.eye(2) - A * dt, 2 * D * dt
+    from ..dynamics.sgd_linear import (
+        discrete_lyapunov_covariance,
+        simulate_linear_chain,
+    )
+
+    gg = np.random.default_rng(seed + 23)
+    C = discrete_lyapunov_covariance(Ad, Qd)
+    Xb = simulate_linear_chain(
+        Ad, Qd, gg.multivariate_normal(np.zeros(2), C, size=n // 4), steps, gg
+    )
+    pairs = torch.as_tensor(np.stack([Xb[:-1], Xb[1:]]).reshape(2, -1, 2))
+    At = torch.as_tensor(Ad.T)
+    sm = medium_entropy_kernel_ratio(pairs, lambda x, i: x @ At, torch.as_tensor(Qd))
+    rate = sm.reshape(steps, -1).sum(0).numpy() / (steps * dt)
+    chain = linear_chain_entropy_production_per_step(Ad, Qd) / dt
+    rows["two-bead σ, EM chain (dt = 0.01)"] = (
+        chain, rate.mean(), rate.std() / rate.size**0.5,
+    )  # fmt: skip
+    rows["two-bead σ, continuum (Kim et al.)"] = (
+        exact.two_bead_entropy_production_rate(1.0, 10.0), chain, np.nan,
+    )  # fmt: skip
+    return rows
+
+
+def quadratic_iff_exact(seed: int, n_pairs: int = 200, d: int = 3) -> dict:
+    """The 'iff' of the quadratic NESS, exactly: closed-form sigma of the SGD linear chain
+    for random commuting (shared eigenbasis) and non-commuting (independent eigenbases)
+    pairs ``(H, Sigma)``.
+
+    Returns
+    -------
+    dict: ``commuting`` and ``noncommuting`` arrays of sigma per step (nats).
+    """
+    from ..dynamics import sgd_linear as sl
+
+    g = np.random.default_rng(seed + 31)
+
+    def rot():
+        return np.linalg.qr(g.standard_normal((d, d)))[0]
+
+    out = {"commuting": [], "noncommuting": []}
+    for _ in range(n_pairs):
+        U = rot()
+        H = U @ np.diag(g.uniform(0.2, 1.0, d)) @ U.T
+        S_c = U @ np.diag(g.uniform(0.1, 1.0, d)) @ U.T
+        V = rot()
+        S_n = V @ np.diag(g.uniform(0.1, 1.0, d)) @ V.T
+        for key, S in (("commuting", S_c), ("noncommuting", S_n)):
+            A, Q = sl.sgd_quadratic_linear_process(H, S, 0.1, 8)
+            out[key].append(sl.linear_chain_entropy_production_per_step(A, Q))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def detailed_ft_quadratic(c: dict, seed: int, n_traj: int, n_k: int = 100) -> dict:
+    """Detailed fluctuation theorem on the quadratic NESS (Gaussian-noise chain, from the
+    stationary law): ``ln[P(s)/P(-s)] = s`` for ``Delta s_tot`` over ``n_k`` steps, exact
+    kernel-ratio heat and exact stationary density. Slope of a weighted fit of the
+    histogram log-ratio against ``s``, with its s.e.
+    """
+    import torch
+
+    from ..dynamics.sgd_linear import simulate_linear_chain
+    from ..estimators.entropy_production import medium_entropy_kernel_ratio
+
+    g = np.random.default_rng(seed + 41)
+    C = c["C"]
+    X = simulate_linear_chain(
+        c["A"], c["Q"], g.multivariate_normal(np.zeros(2), C, size=n_traj), n_k, g
+    )
+    pairs = torch.as_tensor(np.stack([X[:-1], X[1:]]).reshape(2, -1, 2))
+    At = torch.as_tensor(c["A"].T)
+    sm = medium_entropy_kernel_ratio(
+        pairs, lambda x, i: x @ At, torch.as_tensor(c["Q"])
+    )
+    sm = sm.reshape(n_k, -1).sum(0).numpy()
+    Ci = np.linalg.inv(C)
+    ds = 0.5 * (
+        np.einsum("ni,ij,nj->n", X[-1], Ci, X[-1])
+        - np.einsum("ni,ij,nj->n", X[0], Ci, X[0])
+    )  # ln p(x_0) - ln p(x_n), same stationary Gaussian
+    return detailed_ft_slope(sm + ds)
+
+
+def detailed_ft_slope(s, n_bins: int = 15) -> dict:
+    """Slope of ``ln[P(s)/P(-s)]`` against ``s`` (the detailed FT predicts 1): histogram
+    counts of ``s`` and ``-s`` on ``n_bins`` bins of ``[0, q_0.995(|s|)]``, bins with
+    more than 5 counts on both sides, a fit through the origin weighted by the inverse
+    Poisson variance ``1/(1/n_+ + 1/n_-)`` of each log-ratio; s.e. from those weights.
+
+    Returns
+    -------
+    dict: ``s``, ``mid``, ``log_ratio``, ``slope``, ``slope_se``, ``mean``.
+    """
+    s = np.asarray(s, dtype=float).ravel()
+    edges = np.linspace(0, np.quantile(np.abs(s), 0.995), n_bins + 1)
+    cp, _ = np.histogram(s, edges)
+    cm, _ = np.histogram(-s, edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    ok = (cp > 5) & (cm > 5)
+    y = np.log(cp[ok] / cm[ok])
+    w = 1 / (1 / cp[ok] + 1 / cm[ok])
+    x1 = mid[ok]
+    slope = float((w * x1 * y).sum() / (w * x1**2).sum())
+    se = float(((w * x1**2).sum()) ** -0.5)
+    return dict(s=s, mid=x1, log_ratio=y, slope=slope, slope_se=se, mean=s.mean())
+
+
+def stationary_bump_net(
+    seed: int,
+    n_rep: int,
+    lr: float = 0.5,
+    batch_size: int = 10,
+    weight_decay: float = 1e-2,
+    temperature: float = 1e-5,
+    n_burn: int = 600,
+    n_rec: int = 3000,
+    sweep=((0.25, 10), (0.5, 40), (0.5, 10)),
+) -> dict:
+    """Sec. 3b: the 7-weight regression network of Adhikari et al. (2023) with weight
+    decay, started at its loss minimum, trained by SGLD at a fixed temperature with
+    minibatches drawn with replacement (``"with"``) and without (``"without"``: SGWORLD).
+
+    Returns
+    -------
+    dict: ``wmin, H, Sigma`` (per-example gradient covariance at the minimum), ``Q``
+    (noise covariance per step, with replacement), the exact linear-chain prediction at
+    the minimum (``C_theory``, ``sigma_theory`` per step, ``sigma_current_theory``: the
+    current formula on the chain's own Omega and C), and per scheme the stationarity
+    ``gate``, covariance ``C``, per-epoch EP of the fitted chain ``sigma_epoch`` (+ s.e.);
+    for ``"with"`` also the per-step estimates ``sigma_var``, ``sigma_current`` (+ s.e.),
+    the per-step stochastic EP ``s1`` (for the IFT and DFT), ``R`` and the ``ln R``
+    slope; ``sweep``: ``(lr, B) -> sigma, slope`` with s.e.
+    """
+    from ..dynamics import sgd_linear as sl
+    from ..dynamics import sgd_stationary as ss
+    from ..estimators import stationary_state as st
+
+    x, y = ss.gaussian_bump_data(seed)
+    wmin = ss.bump_net_minimum(
+        np.random.default_rng(seed + 51).standard_normal(7), x, y, weight_decay
+    )
+    H = ss.bump_net_hessian(wmin, x, y, weight_decay)
+    G = ss.bump_net_per_example_gradients(wmin, x, y, weight_decay)[0]
+    nb = len(x) // batch_size
+    g = np.random.default_rng(seed + 53)
+
+    def q_of(lr_, B_):
+        Q_ = lr_**2 * ss.minibatch_noise_covariance(G, B_)
+        return Q_ + 2 * lr_ * temperature * np.eye(7)
+
+    def chain_sigmas(Z, n_boot=40):
+        """(sigma of the fitted chain, its s.e.; sigma from the current, its s.e.)"""
+        stats = st.linear_chain_statistics(Z)
+        M = Z.shape[1]
+
+        def both(wts=None):
+            f = st.linear_chain_from_statistics(stats, wts)
+            return (
+                sl.linear_chain_entropy_production_per_step(f["A"], f["Q"]),
+                st.entropy_production_from_current(f["Omega"], f["Q"] / 2, f["C"]),
+            )
+
+        est = both()
+        bs = np.array([both(np.bincount(g.integers(0, M, M), minlength=M))
+                       for _ in range(n_boot)])  # fmt: skip
+        se = bs.std(0, ddof=1)
+        return est[0], se[0], est[1], se[1]
+
+    def slope(R, t):
+        fit = np.polyfit(t, np.log(R.mean(1)), 1)[0]
+        parts = np.array_split(np.arange(R.shape[1]), 8)
+        per = [np.polyfit(t, np.log(R[:, p].mean(1)), 1)[0] for p in parts]
+        return float(fit), float(np.std(per, ddof=1) / np.sqrt(len(parts)))
+
+    def run(lr_, B_, scheme, M, rng):
+        return ss.simulate_bump_net_sgd(
+            np.tile(wmin, (M, 1)), x, y, lr_, B_, n_burn + n_rec, rng, scheme,
+            weight_decay, temperature=temperature,
+        )  # fmt: skip
+
+    Q = q_of(lr, batch_size)
+    A = np.eye(7) - lr * H
+    C_th = sl.discrete_lyapunov_covariance(A, Q)
+    out = dict(
+        wmin=wmin, H=H, Sigma=np.cov(G, rowvar=False, bias=True), Q=Q, C_theory=C_th,
+        sigma_theory=sl.linear_chain_entropy_production_per_step(A, Q),
+        sigma_current_theory=st.entropy_production_from_current(
+            0.5 * lr * (H @ C_th - C_th @ H), Q / 2, C_th
+        ),
+        lr=lr, batch_size=batch_size, temperature=temperature, epoch_steps=nb,
+        weight_decay=weight_decay, n_train=len(x),
+    )  # fmt: skip
+    rng = np.random.default_rng(seed + 52)
+    for scheme in ("with", "without"):
+        W = run(lr, batch_size, scheme, n_rep, rng)
+        Z, Ze = W[n_burn:], W[n_burn::nb]
+        se_, se_se = chain_sigmas(Ze)[:2]
+        res = dict(
+            gate=st.stationarity_gate(Z, seed=seed),
+            C=np.cov(Z.reshape(-1, 7), rowvar=False),
+            sigma_epoch=se_,
+            sigma_epoch_se=se_se,
+        )
+        if scheme == "with":
+            A_h, Q_h, c_h = st.fit_linear_chain(Z)
+            R = np.linalg.norm(W - W[0], axis=2)
+            t = np.arange(W.shape[0])
+            b, b_se = slope(R[n_burn:], t[n_burn:])
+            sv, sv_se, sc, sc_se = chain_sigmas(Z)
+            res.update(
+                sigma_var=sv, sigma_var_se=sv_se, sigma_current=sc, sigma_current_se=sc_se,
+                s1=st.gaussian_chain_entropy_production(Z, A_h, Q_h, c_h),
+                R=R.mean(1), steps=t, lnR_slope=b, lnR_slope_se=b_se,
+            )  # fmt: skip
+        out[scheme] = res
+    sw = {}
+    for lr_, B_ in sweep:
+        if (lr_, B_) == (lr, batch_size):
+            a = out["with"]
+            sw[(lr_, B_)] = dict(
+                sigma=a["sigma_var"], sigma_se=a["sigma_var_se"],
+                slope=a["lnR_slope"], slope_se=a["lnR_slope_se"],
+                gate=a["gate"]["passed"], sigma_theory=out["sigma_theory"],
+            )  # fmt: skip
+            continue
+        W = run(lr_, B_, "with", max(64, n_rep // 2), rng)
+        Z = W[n_burn:]
+        R = np.linalg.norm(W - W[0], axis=2)[n_burn:]
+        b, b_se = slope(R, np.arange(n_burn, W.shape[0]))
+        A_ = np.eye(7) - lr_ * H
+        sv, sv_se = chain_sigmas(Z, 20)[:2]
+        sw[(lr_, B_)] = dict(
+            sigma=sv, sigma_se=sv_se, slope=b, slope_se=b_se,
+            gate=st.stationarity_gate(Z, seed=seed)["passed"],
+            sigma_theory=sl.linear_chain_entropy_production_per_step(A_, q_of(lr_, B_)),
+        )  # fmt: skip
+    out["sweep"] = sw
+    return out
+
+
+def trap_protocol_work(
+    seed: int, n_traj: int, dt: float, lam_f: float = 2.0, t_f: float = 1.0
+) -> dict:
+    """Seed sec. 6 'bounds on efficiency': the work to move a harmonic trap
+    (mu = k = T = 1) from 0 to ``lam_f`` in time ``t_f`` from equilibrium, for the linear
+    protocol and for Schmiedl & Seifert's optimum (PRL 98, 108301, 2007): jumps at both
+    ends and ``lam*(t) = lam_f (1 + t) / (t_f + 2)`` in between, with
+    ``W* = lam_f^2 / (t_f + 2)``; the linear protocol costs
+    ``(lam_f/t_f)^2 [t_f - (1 - e^{-t_f})]``. Delta F = 0, so W is all dissipation.
+
+    Returns
+    -------
+    dict: per protocol the work samples ``W_linear``, ``W_optimal`` and the closed forms.
+    """
+    g = np.random.default_rng(seed + 61)
+    n = int(round(t_f / dt))
+    t = np.arange(n + 1) * dt
+    protocols = {
+        "linear": lam_f * t / t_f,
+        "optimal": np.r_[0.0, lam_f * (1 + t[1:-1]) / (t_f + 2), lam_f],
+    }
+    out = {}
+    for name, lam in protocols.items():
+        x = g.standard_normal(n_traj)
+        W = np.zeros(n_traj)
+        for k in range(n):
+            # the protocol steps first (work at fixed x), then x moves in the new trap
+            W += 0.5 * ((x - lam[k + 1]) ** 2 - (x - lam[k]) ** 2)
+            if k < n - 1 or name == "linear":
+                x += -(x - lam[k + 1]) * dt + np.sqrt(2 * dt) * g.standard_normal(
+                    n_traj
+                )
+        out["W_" + name] = W
+    out["closed_linear"] = (lam_f / t_f) ** 2 * (t_f - (1 - np.exp(-t_f)))
+    out["closed_optimal"] = lam_f**2 / (t_f + 2)
+    return out
+
+
+def mlp_noise_isotropy(
+    cfg, theta_flat, n_boot: int = 20, n_examples: int = 256
+) -> dict:
+    """Seed sec. 1.2 assumes a scalar diffusion constant D: is the minibatch-noise
+    covariance of the trained MLP isotropic? Per-example gradients of one replica (the
+    sec. 3 network at the end of its run) on the training set; the participation ratio
+    ``PR = (tr S)^2 / tr S^2`` of their covariance ``S`` equals ``P`` for isotropic noise.
+
+    Returns
+    -------
+    dict: ``P``, ``pr`` and its example-bootstrap ``pr_se``, ``top1_fraction`` (variance
+    share of the top 1 % of eigen-directions), ``eigenvalues``.
+    """
+    import torch
+
+    from ..data import load_digits_tensors, load_mnist
+    from ..estimators.gradient_noise import per_sample_gradients
+    from ..models import MLP
+
+    data = (
+        load_mnist(cfg.data_root, device="cpu")
+        if cfg.data_root
+        else load_digits_tensors(device="cpu", seed=cfg.seed)
+    )
+    x, y = data.x_train[:n_examples], data.y_train[:n_examples]
+    model = MLP(data.in_dim, cfg.hidden, data.n_classes, depth=cfg.depth)
+    theta = torch.as_tensor(np.asarray(theta_flat), dtype=torch.float32)
+    Gs = per_sample_gradients(model, theta, x, y).double().numpy()
+    P = Gs.shape[1]
+
+    def pr(G):
+        Gc = G - G.mean(0)
+        lam = np.linalg.eigvalsh(Gc @ Gc.T / G.shape[0])
+        return lam.sum() ** 2 / (lam**2).sum(), lam
+
+    val, lam = pr(Gs)
+    g = np.random.default_rng(cfg.seed + 71)
+    boot = [pr(Gs[g.integers(0, len(Gs), len(Gs))])[0] for _ in range(n_boot)]
+    lam = np.sort(lam)[::-1]
+    top = max(1, P // 100)
+    return dict(
+        P=P, pr=float(val), pr_se=float(np.std(boot, ddof=1)),
+        top1_fraction=float(lam[:top].sum() / lam.sum()), eigenvalues=lam,
+    )  # fmt: skip

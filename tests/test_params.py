@@ -168,3 +168,14 @@ def test_papermill_parses_every_parameter_with_its_comment(chapter):
         capture_output=True, text=True, cwd=ROOT / "book",
     )  # fmt: skip
     assert "unknown parameter" not in (res.stdout + res.stderr), res.stderr
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [("1e-3", 1e-3), ("2E5", 2e5), ("0.05", 0.05), ("8", 8), ("[32, 64]", [32, 64]),
+     ("null", None), ("quick", "quick"), ("nan", "nan")],
+)  # fmt: skip
+def test_cli_values_parse_like_papermill_and_exponents_are_numbers(text, value):
+    from thermo_nb.pipeline.params import parse_cli_value
+
+    assert parse_cli_value(text) == value

@@ -133,11 +133,17 @@ def sgd_entropy_run(cfg) -> dict:
         )
     common = dict(coords=coords, grad_examples=cfg.grad_examples, seed=cfg.seed)
     run = record_ensemble_trajectory(tr, cfg.n_sgd_steps, cfg.record_every, **common)
+    # every coordinate of the first finite replica at the end of the run (the recorded
+    # theta holds only `coords` when n_recorded_coords > 0): the isotropy probe needs it
+    first_ok = (
+        int(np.flatnonzero(~run["diverged"])[0]) if (~run["diverged"]).any() else 0
+    )
+    theta_end = tr.flat_params()[first_ok].detach().cpu().float().numpy()
     stat = record_ensemble_trajectory(
         tr, cfg.n_stationary_steps, 1, with_grad=False, desc="stationary segment",
         **common,
     )  # fmt: skip
-    return {"run": run, "stationary": stat, "P": P}
+    return {"run": run, "stationary": stat, "P": P, "theta_end": theta_end}
 
 
 def distance_run(cfg) -> dict:

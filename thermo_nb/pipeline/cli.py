@@ -4,6 +4,10 @@
 ``thermo-nb run CHAPTER... --profile P -p NAME=VALUE``  execute chapters with papermill
 ``thermo-nb build --profile P``          execute every chapter, then build the HTML book
 ``thermo-nb strip [NOTEBOOK...]``        remove outputs before committing (book/*.ipynb)
+``thermo-nb sweep CHAPTER -p NAME=V1,V2 --executor local|slurm``  a parameter grid on
+submitit (see :mod:`thermo_nb.pipeline.sweep`)
+``thermo-nb publish [--remote URL] [--branch gh-pages]``  push _build/html with ghp-import
+``run`` and ``build`` take ``--dry-run``: the planned sizes, memory and time per chapter.
 
 Parameters are checked against the chapter specifications (``thermo_nb/chapters``) before
 any kernel starts: unknown chapters, profiles or parameter names, wrong types and values out
@@ -379,6 +383,16 @@ def run_jobs(
 
 
 def cmd_run(args) -> int:
+    if args.dry_run:
+        from .dryrun import dry_run
+
+        return dry_run(
+            args.chapters,
+            args.profile,
+            parse_params(args.param),
+            sys.modules[__name__],
+            allow_cpu_full=args.allow_cpu_full,
+        )
     root = repo_root()
     out_dir = writable_folder(Path(args.out).expanduser().resolve(), "--out")
     jobs = build_jobs(
@@ -465,6 +479,16 @@ def cmd_build(args) -> int:
     outputs = build / "outputs"
     chapters = list(CHAPTER_MODULES)
     overrides = parse_params(args.param)
+    if args.dry_run:
+        from .dryrun import dry_run
+
+        return dry_run(
+            chapters,
+            args.profile,
+            overrides,
+            sys.modules[__name__],
+            allow_cpu_full=args.allow_cpu_full,
+        )
     jobs = build_jobs(
         chapters,
         args.profile,
@@ -540,6 +564,26 @@ def cmd_build(args) -> int:
         f"book built in {time.perf_counter() - t0:.0f} s: {root / '_build/html/index.html'}"
     )
     return 0
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def cmd_sweep(args) -> int:
+    """``thermo-nb sweep``: see :mod:`thermo_nb.pipeline.sweep`."""
+    from .sweep import Engine
+    from .sweep import cmd_sweep as run
+
+    return run(args, Engine.of(sys.modules[__name__]))
+
+
+def cmd_publish(args) -> int:
+    """``thermo-nb publish``: see :mod:`thermo_nb.pipeline.publish`."""
+    from .publish import publish
+
+    return publish(
+        args.html or repo_root() / "_build" / "html", args.remote, args.branch
+    )
 
 
 # ----------------------------------------------------------------------------- strip
@@ -621,6 +665,11 @@ def make_parser() -> argparse.ArgumentParser:
             default=None,
             help="per-cell timeout in seconds (default: none)",
         )
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the planned sizes, memory and run time per chapter; run nothing",
+        )
 
     p = sub.add_parser("run", help="execute chapters with papermill")
     p.add_argument("chapters", nargs="+", metavar="CHAPTER")
@@ -647,6 +696,61 @@ def make_parser() -> argparse.ArgumentParser:
     )
     common(p)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run a chapter over a parameter grid on submitit (local or Slurm)",
+        description="Every combination of the -p values is one papermill run of the "
+        "chapter with its own output_dir. -p NAME=V1,V2 splits on top-level commas: "
+        "-p lr=1e-3,1e-2 is two values, -p 'lm_widths=[32,64],[64,128]' two lists.",
+    )
+    p.add_argument("chapter", metavar="CHAPTER")
+    p.add_argument("--profile", default=None, help=f"one of {list(PROFILES)}")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="NAME=V1,V2",
+        default=[],
+        help="grid values of a parameter (top-level commas separate values); repeatable",
+    )
+    p.add_argument(
+        "--executor", default="local", help="'local' (this machine) or 'slurm' (sbatch)"
+    )
+    p.add_argument("--partition", default=None, help="Slurm partition")
+    p.add_argument(
+        "--gpus-per-job",
+        type=int,
+        default=None,
+        help="GPUs per point (Slurm: --gpus-per-node; local: default all visible)",
+    )
+    p.add_argument("--cpus-per-job", type=int, default=None, help="CPUs per point")
+    p.add_argument(
+        "--time", type=int, default=None, help="time limit per point in minutes"
+    )
+    p.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help="points running at once (local default: half the cores; Slurm: all)",
+    )
+    p.add_argument(
+        "--out", default=None, help="sweep folder (default _sweeps/CHAPTER-PROFILE)"
+    )
+    p.add_argument("--allow-cpu-full", action="store_true", help="as for run")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel")
+    p.add_argument(
+        "--timeout", type=int, default=None, help="per-cell timeout in seconds"
+    )
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("publish", help="push _build/html to a gh-pages branch")
+    p.add_argument(
+        "--remote", default="origin", help="git remote name or URL (default origin)"
+    )
+    p.add_argument("--branch", default="gh-pages", help="branch (default gh-pages)")
+    p.add_argument("--html", default=None, help="site folder (default _build/html)")
+    p.set_defaults(func=cmd_publish)
     return ap
 
 

@@ -214,10 +214,19 @@ class ChapterSpec:
 
 
 def parse_cli_value(text: str) -> Any:
-    """Parse ``VALUE`` of ``-p NAME=VALUE`` the way papermill's ``-p`` does (YAML scalars)."""
+    """Parse ``VALUE`` of ``-p NAME=VALUE`` the way papermill's ``-p`` does (YAML scalars),
+    and read numbers YAML 1.1 leaves as text (``1e-3``, ``.5e2``) as floats."""
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if value.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity"):
+            return number
+    return value

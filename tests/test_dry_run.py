@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from thermo_nb.pipeline import cli, registry
+from thermo_nb.pipeline import registry
 from thermo_nb.pipeline.dryrun import dry_run
 from thermo_nb.pipeline.params import ParameterError
 
@@ -63,7 +63,7 @@ def test_a_chapter_without_a_plan_says_no_estimate(monkeypatch):
     spec = dataclasses.replace(registry.get_chapter("seifert"), plan=None)
     monkeypatch.setattr(registry, "get_chapter", lambda name: spec)
     out = io.StringIO()
-    assert dry_run(["seifert"], "quick", {}, cli, out=out) == 0
+    assert dry_run(["seifert"], "quick", {}, out=out) == 0
     assert "no estimate" in out.getvalue()
     with pytest.raises(ParameterError, match="unknown profile"):
-        dry_run(["seifert"], "huge", {}, cli)
+        dry_run(["seifert"], "huge", {})

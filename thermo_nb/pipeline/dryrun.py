@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from .jobs import device_type, resolve_profile, split_overrides
 from .planning import _human_bytes, available_memory_bytes
 
 
@@ -19,7 +20,6 @@ def dry_run(
     chapters: list[str],
     profile: str | None,
     overrides: dict,
-    cli,
     *,
     allow_cpu_full: bool = False,
     out=sys.stdout,
@@ -33,11 +33,7 @@ def dry_run(
     profile : str or None
         ``--profile``; must agree with ``-p profile=...``.
     overrides : dict
-        ``-p`` values, ``NAME`` or ``CHAPTER.NAME`` keys (as :func:`.cli.parse_params`).
-    cli : module
-        :mod:`thermo_nb.pipeline.cli`, handed over by the command line (this module does
-        not import it: no import cycle); its ``resolve_profile``, ``split_overrides``
-        and ``_device_type`` are used.
+        ``-p`` values, ``NAME`` or ``CHAPTER.NAME`` keys (as :func:`.jobs.parse_params`).
     allow_cpu_full : bool
         ``--allow-cpu-full``: only changes what the report says about a CPU ``full`` run.
 
@@ -49,13 +45,13 @@ def dry_run(
     from .registry import get_chapter
     from .validation import check_values
 
-    profile = cli.resolve_profile(profile, overrides)
-    per_chapter = cli.split_overrides(overrides, chapters)
+    profile = resolve_profile(profile, overrides)
+    per_chapter = split_overrides(overrides, chapters)
     for name in chapters:
         spec = get_chapter(name)
         params = dict(per_chapter[name], profile=profile)
         values = check_values(name, params, strict=True)
-        device = cli._device_type(values["device"])
+        device = device_type(values["device"])
         print(f"{name} (profile={profile}, device={device}):", file=out)
         if getattr(spec, "plan", None) is None:
             print("  no estimate (the chapter defines no plan)", file=out)

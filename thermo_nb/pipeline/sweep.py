@@ -49,10 +49,18 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .jobs import (
+    ChapterFailed,
+    Job,
+    build_jobs,
+    execute_job,
+    job_fingerprint,
+    repo_root,
+    resolve_profile,
+)
 from .params import ParameterError, parse_cli_value
 
 EXECUTORS = ("local", "slurm")
@@ -200,46 +208,20 @@ class Point:
     name: str
     params: dict
     folder: Path
-    job: object  # cli.Job
+    job: Job
     status: str = "pending"  # pending, skipped, running, done, failed
     seconds: float | None = None
     error: str = ""
     logs: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Engine:
-    """What a sweep runs on, from :mod:`thermo_nb.pipeline.cli` (handed over by
-    ``cli.cmd_sweep``, so this module never imports the command line: no import cycle).
-    It travels to every job by reference (module-level functions), so it pickles."""
-
-    build_jobs: Callable  # validate chapters' parameters, planned memory -> [Job]
-    execute_job: Callable  # one papermill run -> seconds, or raises ``failure``
-    fingerprint: Callable  # Job -> key of notebook, parameters, thermo_nb source
-    failure: type  # the exception of a failing chapter (cli.ChapterFailed)
-    repo_root: Callable
-    resolve_profile: Callable
-
-    @classmethod
-    def of(cls, cli) -> Engine:
-        """The engine of the ``cli`` module."""
-        return cls(
-            cli.build_jobs,
-            cli.execute_job,
-            cli._fingerprint_job,
-            cli.ChapterFailed,
-            cli.repo_root,
-            cli.resolve_profile,
-        )
-
-
-def is_finished(job, engine: Engine) -> bool:
+def is_finished(job) -> bool:
     """``scorecard.json`` exists and the key file matches the current fingerprint."""
     key = job.output.with_suffix(".key")
     return (
         (job.output_dir / "scorecard.json").exists()
         and key.exists()
-        and key.read_text() == engine.fingerprint(job)
+        and key.read_text() == job_fingerprint(job)
     )
 
 
@@ -249,7 +231,6 @@ def plan_points(
     grid: dict[str, list],
     out: Path,
     root: Path,
-    engine: Engine,
     *,
     allow_cpu_full: bool = False,
 ) -> list[Point]:
@@ -266,7 +247,7 @@ def plan_points(
         folder = point_folder(out / "points", params, varying)
         name = folder.name
         try:
-            (job,) = engine.build_jobs(
+            (job,) = build_jobs(
                 [chapter],
                 profile,
                 dict(params),
@@ -284,9 +265,7 @@ def plan_points(
 # ----------------------------------------------------------------------------- the job
 
 
-def run_point(
-    job, engine: Engine, kernel: str, timeout: int | None, threads: int | None
-) -> dict:
+def run_point(job, kernel: str, timeout: int | None, threads: int | None) -> dict:
     """Execute one grid point (this runs inside the submitit job).
 
     Takes an exclusive lock on the point's folder (a second submission of the same point
@@ -301,17 +280,17 @@ def run_point(
     job.output.parent.mkdir(parents=True, exist_ok=True)
     with open(job.output.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if is_finished(job, engine):
+        if is_finished(job):
             return {"status": "skipped", "seconds": 0.0, "error": "", "logs": []}
         job.output.with_suffix(".key").unlink(missing_ok=True)
         try:
-            secs = engine.execute_job(
+            secs = execute_job(
                 job, kernel, timeout, progress_bars=False, threads=threads
             )
-        except engine.failure as e:
+        except ChapterFailed as e:
             logs = sorted(map(str, job.output.parent.glob("*.log")))
             return {"status": "failed", "seconds": None, "error": str(e), "logs": logs}
-        job.output.with_suffix(".key").write_text(engine.fingerprint(job))
+        job.output.with_suffix(".key").write_text(job_fingerprint(job))
         return {"status": "done", "seconds": secs, "error": "", "logs": [str(job.log)]}
 
 
@@ -408,7 +387,6 @@ def _progress(points: list[Point]) -> str:
 def run_sweep(
     points: list[Point],
     executor,
-    engine: Engine,
     *,
     kernel: str = "python3",
     timeout: int | None = None,
@@ -429,7 +407,7 @@ def run_sweep(
 
     todo = []
     for p in points:
-        if is_finished(p.job, engine):
+        if is_finished(p.job):
             p.status = "skipped"
         else:
             todo.append(p)
@@ -441,7 +419,7 @@ def run_sweep(
         threads = cpus_per_job
 
     def args(p: Point) -> tuple:
-        return (p.job, engine, kernel, timeout, threads)
+        return (p.job, kernel, timeout, threads)
 
     running: dict = {}  # submitit job -> Point
     queue = list(todo)
@@ -547,7 +525,7 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def cmd_sweep(args, engine: Engine) -> int:
+def cmd_sweep(args) -> int:
     """``thermo-nb sweep``: validate every point, submit, wait, tabulate.
 
     Returns
@@ -557,9 +535,9 @@ def cmd_sweep(args, engine: Engine) -> int:
     """
     from .validation import writable_folder
 
-    root = engine.repo_root()
+    root = repo_root()
     grid = parse_grid(args.param)
-    profile = engine.resolve_profile(args.profile, {})
+    profile = resolve_profile(args.profile, {})
     out = args.out or f"_sweeps/{args.chapter}-{profile}"
     out = writable_folder(Path(out).expanduser().resolve(), "--out")
     check_executor(args.executor, args.partition)  # before validating every point
@@ -577,7 +555,6 @@ def cmd_sweep(args, engine: Engine) -> int:
         grid,
         out,
         root,
-        engine,
         allow_cpu_full=args.allow_cpu_full or on_gpus,
     )
     executor = make_executor(
@@ -597,7 +574,6 @@ def cmd_sweep(args, engine: Engine) -> int:
     run_sweep(
         points,
         executor,
-        engine,
         kernel=args.kernel,
         timeout=args.timeout,
         max_parallel=args.max_parallel,

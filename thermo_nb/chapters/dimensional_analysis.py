@@ -23,16 +23,22 @@ def plan(values: dict) -> RunPlan:
     work = [
         WorkItem("FLOP counting of the LMs (6 N per token, 128 tokens, 3 steps)",
                  sum(6 * n * 128 * 3 for n in lm_params) / 2e10, ("lm_widths",)),
-        WorkItem("steps-to-target sweep", 4.2e-4 * v["n_replicas"] * v["sweep_max_steps"],
+        WorkItem("steps-to-target sweeps (fp32 with an extended lr grid, bf16)",
+                 7e-4 * v["n_replicas"] * v["sweep_max_steps"],
                  ("n_replicas", "sweep_max_steps")),
         WorkItem("bit-flip runs (fp32, bf16)", 2.7e-3 * v["train_steps"] * v["hidden"] / 64,
                  ("train_steps", "hidden")),
-        WorkItem("Chinchilla fits and the rest", 10.0 if v["huber_grid"] == "coarse" else 60.0,
-                 ("huber_grid",)),
+        WorkItem("Chinchilla fits and the rest",
+                 (10.0 if v["huber_grid"] == "coarse" else 60.0)
+                 * (1 if v.get("data_path") is None else 3), ("huber_grid", "data_path")),
+        WorkItem("bootstrap refits of the Huber fit",
+                 0.3 * v["n_bootstrap"] * (1 if v.get("data_path") is None else 2),
+                 ("n_bootstrap", "data_path")),
     ]  # fmt: skip
     sizes = {
         "lm_widths": v["lm_widths"], "n_replicas": v["n_replicas"],
         "sweep_max_steps": v["sweep_max_steps"], "train_steps": v["train_steps"],
+        "n_bootstrap": v["n_bootstrap"],
     }  # fmt: skip
     return RunPlan(memory=memory, work=work, sizes=sizes)
 
@@ -41,8 +47,9 @@ SPEC = ChapterSpec(
     name=NAME,
     plan=plan,
     title="Dimensional analysis of training: Chinchilla, Landauer and bits per update",
-    summary="k = 6 FLOP/token/parameter measured, Chinchilla optima and refits, the "
-    "Landauer floor, bits changed per update, gradient noise and the critical batch.",
+    summary="k in C = k N D measured (6 is Kaplan et al.'s value), Chinchilla optima and "
+    "the refit of the digitised Fig. 4 runs, the Landauer floor, bits changed per update "
+    "against FLOPs, gradient noise and the critical batch at fp32 and bf16.",
     params=common_params(NAME)
     + [
         Param(
@@ -115,6 +122,14 @@ SPEC = ChapterSpec(
             profiles={"quick": 64, "full": 512},
             low=4,
             high=1_000_000,
+        ),
+        Param(
+            "n_bootstrap",
+            int,
+            "bootstrap resamples of the summed Huber fit (synthetic and real data)",
+            profiles={"quick": 30, "full": 4000},
+            low=10,
+            high=100_000,
         ),
     ],
 )

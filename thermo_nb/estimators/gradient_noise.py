@@ -239,7 +239,7 @@ def per_sample_gradients(
 # ----------------------------------------------------------------------------- noise scale
 
 
-def noise_scale_simple(per_sample_grads) -> NoiseScale:
+def noise_scale_simple(per_sample_grads, *, population: bool = False) -> NoiseScale:
     """Simple noise scale ``B_simple = tr(Sigma)/|G|^2`` from per-example gradients.
 
     Parameters
@@ -247,12 +247,22 @@ def noise_scale_simple(per_sample_grads) -> NoiseScale:
     per_sample_grads : array or tensor ``(B, P)``, B >= 2, finite
         One gradient per example, all at the same parameters (e.g. from
         :func:`per_sample_gradients`).
+    population : bool
+        ``False`` (default): the rows are a *sample* of the data distribution and the
+        unbiased formulas below apply.  ``True``: the rows are the *whole* population
+        (every training example, as when the loss is the training loss), so ``G`` and
+        ``Sigma`` are known exactly: ``|G|^2 = |g_bar|^2`` and
+        ``tr Sigma = (1/n) sum_i |g_i - g_bar|^2``.  The unbiased formula then subtracts
+        a spurious ``tr(Sigma)/n`` from ``|G|^2`` and, late in training when
+        ``|G|^2 <~ tr(Sigma)/n``, returns a tiny or negative ``|G|^2`` and an infinite
+        ``B_simple``.
 
     Returns
     -------
     NoiseScale
-        ``B_simple`` (examples), ``G_norm2`` (unbiased ``|G|^2``), ``trace_sigma``
-        (unbiased ``tr Sigma``).  Computed in float64.
+        ``B_simple`` (examples), ``G_norm2`` (``|G|^2``), ``trace_sigma`` (``tr Sigma``):
+        unbiased sample estimates, or the exact population values with
+        ``population=True``.  Computed in float64.
 
     Notes
     -----
@@ -263,7 +273,9 @@ def noise_scale_simple(per_sample_grads) -> NoiseScale:
 
     and ``B_simple = tr(Sigma_hat)/|G|^2_hat`` (McCandlish et al. 2018, Eq. 2.9 for the
     definition, App. A for the unbiased |G|^2).  Each of the two estimates is unbiased;
-    their ratio is only consistent (bias O(1/B)).
+    their ratio is only consistent (bias O(1/B)).  For a finite population of ``n``
+    examples drawn i.i.d. with replacement, ``E|g_m|^2 = |G|^2 + tr(Sigma)/m`` holds
+    exactly with the population values (``population=True``).
 
     References
     ----------
@@ -282,6 +294,10 @@ def noise_scale_simple(per_sample_grads) -> NoiseScale:
     if n < 2:
         raise ValueError(f"per_sample_grads needs at least 2 rows (examples), got {n}")
     g_bar = g.mean(dim=0)
+    if population:
+        trace_sigma = float(((g - g_bar) ** 2).sum() / n)
+        g_norm2 = float((g_bar**2).sum())
+        return NoiseScale(_ratio(trace_sigma, g_norm2), g_norm2, trace_sigma)
     trace_sigma = float(((g - g_bar) ** 2).sum() / (n - 1))
     g_norm2 = float((g_bar**2).sum()) - trace_sigma / n
     return NoiseScale(_ratio(trace_sigma, g_norm2), g_norm2, trace_sigma)

@@ -222,7 +222,48 @@ def gradient_norm_vs_batch(curves: Mapping, steps: Sequence[int]):
     return fig
 
 
-def steps_to_target_vs_batch(sweep: Mapping, fit: Mapping, target_loss: float):
+def norm_ratio_vs_batch(ratios: Mapping, B_simple: Mapping):
+    """The seed's ratio ``rho_m = |g_m| / mean |g_i|`` against ``m / B_simple``.
+
+    Parameters
+    ----------
+    ratios : mapping
+        Snapshot step to :func:`thermo_nb.analysis.batch_size.norm_ratio_slopes` output.
+    B_simple : mapping
+        Snapshot step to the population ``B_simple`` at that step.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``rho_m / rho_1`` times ``sqrt(B_simple)`` against ``m / B_simple`` (so that the
+        seed's ``1/sqrt(m)`` is one line for every snapshot), with the seed's line.
+    """
+    fig, ax = plt.subplots()
+    for i, (s, r) in enumerate(ratios.items()):
+        x = r["m"] / B_simple[s]
+        y = r["rho"] * np.sqrt(B_simple[s])
+        ax.errorbar(
+            x, y, yerr=2 * r["rho_se"] * np.sqrt(B_simple[s]), fmt="o-", ms=3,
+            color=f"C{i % 10}", label=f"step {s} (B_simple {B_simple[s]:.0f})",
+        )  # fmt: skip
+    xf = np.logspace(-3.5, 3.5, 50)
+    ax.plot(xf, 1 / np.sqrt(xf), "r--", label="seed: rho ∝ 1/sqrt(m)")
+    ax.axvline(0.1, color="gray", ls=":", lw=0.8)
+    ax.axvline(10, color="gray", ls=":", lw=0.8)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="m / B_simple",
+        ylabel="rho_m sqrt(B_simple)",
+        title="Norm of the mean over mean of the norms (±2 s.e.)",
+    )
+    ax.legend(fontsize=7)
+    return fig
+
+
+def steps_to_target_vs_batch(
+    sweep: Mapping, fit: Mapping, target_loss: float, other: Mapping | None = None
+):
     """Steps to a target loss against batch size, with McCandlish et al.'s law.
 
     Parameters
@@ -235,6 +276,9 @@ def steps_to_target_vs_batch(sweep: Mapping, fit: Mapping, target_loss: float):
         ``S_min``, ``B_crit``).
     target_loss : float
         The training loss (nats) that ended each run, for the axis label.
+    other : mapping, optional
+        ``{"label": str, "sweep": ..., "fit": ...}``: a second sweep (e.g. bf16) drawn
+        with its medians and fit in another colour.
 
     Returns
     -------
@@ -261,6 +305,16 @@ def steps_to_target_vs_batch(sweep: Mapping, fit: Mapping, target_loss: float):
         label="perfect scaling S_min B_crit / B",
     )
     ax.axvline(fit["B_crit"], color="gray", ls="--", lw=0.8)
+    if other is not None:
+        Bo = other["sweep"]["batch_sizes"].astype(float)
+        ax.plot(Bo, other["sweep"]["steps_median"], "s", color="C1", mfc="none",
+                label=f"{other['label']}: median over seeds")  # fmt: skip
+        ax.plot(
+            Bf,
+            mccandlish_steps(Bf, other["fit"]["S_min"], other["fit"]["B_crit"]),
+            "-", color="C1", lw=1,
+            label=f"{other['label']}: B_crit = {other['fit']['B_crit']:.0f}",
+        )  # fmt: skip
     ax.set(
         xscale="log",
         yscale="log",

@@ -7,4 +7,11 @@ glue code.  A new chapter adds its module name to ``CHAPTER_MODULES`` and its no
 ``_toc.yml``; :mod:`thermo_nb.pipeline.registry` loads the specifications by name.
 """
 
-CHAPTER_MODULES = ("seifert", "dimensional_analysis")
+CHAPTER_MODULES = (
+    "seifert",
+    "sgd_heat_bath",
+    "learning_dissipation",
+    "free_energy",
+    "ideal_gas",
+    "dimensional_analysis",
+)

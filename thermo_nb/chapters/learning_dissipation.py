@@ -9,11 +9,72 @@ import math
 import numpy as np
 
 from ..pipeline.params import ChapterSpec, Param, common_params
+from ..pipeline.planning import MemoryItem, RunPlan, WorkItem
 
 NAME = "learning_dissipation"
 
+
+def plan(values: dict) -> RunPlan:
+    """Peak memory and CPU time of a run from its sizes (rough: coefficients from the
+    quick profile's ~70 s of CPU on 2 cores; the MLP ensemble is about 60 % of it).
+
+    Work units: energy evaluations times the MLP's ``hidden^2 depth`` for the MLP EBM
+    (sampler moves, the quadrature grid and the data batch at every update) and its probe
+    chains; sampler moves for the Gaussian EBM ensemble.
+    """
+    v = values
+    net = v["hidden"] ** 2 * v["depth"] + 2 * v["hidden"]
+    per_update = v["n_chains"] * v["tau"] + v["grid_n"] ** 2 + v["batch_size"]
+    mlp_units = v["n_replicas"] * v["n_updates"] * per_update * net
+    probe_units = v["n_probe_chains"] * v["probe_window"] * sum(v["probe_taus"]) * net
+    gauss_units = (
+        v["gauss_n_datasets"] * v["gauss_n_noise"] * v["gauss_n_updates"]
+        * sum(v["gauss_taus"])
+    )  # fmt: skip
+    digits_net = v["hidden"] ** 2 * v["depth"] + 64 * v["hidden"]
+    digits_units = (
+        v["digits_n_replicas"] * v["digits_n_updates"] * v["n_chains"] * v["tau"]
+        * digits_net
+    )  # fmt: skip
+    # forward + backward activations of one batched energy evaluation (float32)
+    act = 4.0 * 4 * v["hidden"] * v["depth"]
+    memory = [
+        MemoryItem("energy activations over chains and the quadrature grid",
+                   act * v["n_replicas"] * (v["n_chains"] + v["grid_n"] ** 2),
+                   ("n_replicas", "n_chains", "grid_n", "hidden", "depth")),
+        MemoryItem("probe chains and their work records",
+                   16.0 * v["n_probe_chains"] * (len(v["probe_taus"]) * v["probe_window"]
+                                                 + act / 16.0),
+                   ("n_probe_chains", "probe_window", "probe_taus")),
+        MemoryItem("work, heat and L-info records per update",
+                   8.0 * 16 * v["n_replicas"] * v["n_updates"],
+                   ("n_replicas", "n_updates")),
+        MemoryItem("quadrature densities of the ensemble (mixture, L-info)",
+                   8.0 * 4 * v["n_replicas"] * v["grid_n"] ** 2,
+                   ("n_replicas", "grid_n")),
+    ]  # fmt: skip
+    work = [
+        WorkItem("MLP EBM ensemble (MALA chains, quadrature, data)", 3.3e-10 * mlp_units,
+                 ("n_replicas", "n_updates", "n_chains", "tau", "grid_n", "hidden")),
+        WorkItem("Jarzynski probe chains", 4.7e-10 * probe_units,
+                 ("n_probe_chains", "probe_window", "probe_taus")),
+        WorkItem("Gaussian EBM ensemble and its tau sweep", 1.4e-7 * gauss_units,
+                 ("gauss_n_datasets", "gauss_n_noise", "gauss_n_updates", "gauss_taus")),
+        WorkItem("digits EBM (sample-based)", 3.3e-10 * digits_units,
+                 ("digits_n_updates", "digits_n_replicas")),
+        WorkItem("tables, k-NN M-info and figures", 8.0, ()),
+    ]  # fmt: skip
+    sizes = {
+        "n_replicas": v["n_replicas"], "n_updates": v["n_updates"],
+        "n_chains": v["n_chains"], "grid_n": v["grid_n"],
+        "n_probe_chains": v["n_probe_chains"],
+    }  # fmt: skip
+    return RunPlan(memory=memory, work=work, sizes=sizes)
+
+
 SPEC = ChapterSpec(
     name=NAME,
+    plan=plan,
     title="Learning as heat dissipation: L-info and M-info on an energy-based model",
     summary="Parsi's work, heat, L-info (Eq. 44), M-info and DPI, Clausius relation and "
     "the quasi-static limit, measured exactly by quadrature on a 2-D EBM ensemble and "

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from required_claims import REQUIRED_CLAIMS
 
 from thermo_nb.chapters import CHAPTER_MODULES
 from thermo_nb.pipeline.report import load_scorecard
@@ -23,83 +24,6 @@ from thermo_nb.pipeline.report import load_scorecard
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 
-REQUIRED_CLAIMS = {
-    "seifert": [
-        "ift_exact_langevin",
-        "ift_sgd_ensemble",
-        "entropy_production_nonnegative",
-        "steady_state_entropy_production_positive",
-        "distance_growth_exponential",
-        "fokker_planck_vs_ensemble",
-        "medium_entropy_sign",
-        "reference_checks_exact",
-        "mlp_converged_phase_stationary",
-        "minibatch_scheme_changes_stationary_state",
-        "ift_stationary_network",
-        "detailed_ft_quadratic",
-        "detailed_ft_network",
-        "distance_growth_rate_vs_entropy_production",
-        "growth_rate_lr_over_B",
-        "noise_isotropic",
-        "optimal_protocol_work",
-        "quadratic_kernel_ratio_matches_exact",
-    ],
-    "learning_dissipation": [
-        "ebm_learns_target",
-        "first_law_work_heat",
-        "l_info_equals_ignorance_ep",
-        "dpi_m_info_ge_l_info",
-        "clausius_parameter_entropy_equals_heat",
-        "quasi_static_limit_zero_conditional_ep",
-        "jarzynski_probe_chains",
-        "gaussian_ebm_closed_form",
-        "low_variance_proxy",
-    ],
-    "sgd_heat_bath": [
-        "noise_stationary",
-        "noise_white",
-        "noise_variance_inverse_batch",
-        "temperature_lr_over_batch",
-        "deterministic_force_dominates",
-        "low_variance_condition",
-        "layer_temperatures_differ",
-        "noise_isotropic",
-    ],
-    "free_energy": [
-        "temperature_increases_with_lr_up",
-        "temperature_collapse_op",
-        "free_energy_convex",
-        "snr_vanishes_up",
-        "snr_bounded_op",
-        "gradient_norm_power_law_op",
-        "temperature_depends_on_lr_over_batch",
-    ],
-    "ideal_gas": [
-        "isotropic_stationary_vmf",
-        "ideal_gas_radius_fixed_elr",
-        "ideal_gas_radius_fixed_lr",
-        "pressure_fixed_sphere",
-        "gibbs_potential_minimised",
-        "maxwell_relation_fixed_elr",
-        "maxwell_relation_fixed_lr",
-    ],
-    "dimensional_analysis": [
-        "flops_per_token_per_param_is_6",
-        "chinchilla_20_tokens_per_param",
-        "chinchilla_approach3_40b",
-        "chinchilla_refit_differs",
-        "landauer_gap_orders_of_magnitude",
-        "bits_changed_per_update_decline",
-        "batch_gradient_norm_inverse_sqrt_m",
-        "critical_batch_size_exists",
-        "critical_batch_matches_noise_scale",
-        "huber_averaging_changes_fit",
-        "chinchilla_refit_matches_besiroglu",
-        "flops_bound_bits_per_update",
-        "critical_batch_precision",
-        "absorption_rate_constant",
-    ],
-}
 
 pytestmark = pytest.mark.slow
 

@@ -7,20 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from required_claims import REQUIRED_CLAIMS
 
 from thermo_nb.data.cifar import load_cifar10, write_fake_cifar10
 from thermo_nb.pipeline.params import ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = [
-    "temperature_increases_with_lr_up",
-    "temperature_collapse_op",
-    "free_energy_convex",
-    "snr_vanishes_up",
-    "snr_bounded_op",
-    "gradient_norm_power_law_op",
-    "temperature_depends_on_lr_over_batch",
-]
+IDS = REQUIRED_CLAIMS["free_energy"]
 
 
 def _cli(*args):

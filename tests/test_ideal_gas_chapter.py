@@ -10,21 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+from required_claims import REQUIRED_CLAIMS
 
 from thermo_nb.data.cifar import write_fake_cifar10
 from thermo_nb.pipeline.registry import get_chapter
 
 ROOT = Path(__file__).resolve().parent.parent
 
-REQUIRED = [
-    "isotropic_stationary_vmf",
-    "ideal_gas_radius_fixed_elr",
-    "ideal_gas_radius_fixed_lr",
-    "pressure_fixed_sphere",
-    "gibbs_potential_minimised",
-    "maxwell_relation_fixed_elr",
-    "maxwell_relation_fixed_lr",
-]
+REQUIRED = REQUIRED_CLAIMS["ideal_gas"]
 
 SHRUNK = {
     "iso_dims": [3, 5],

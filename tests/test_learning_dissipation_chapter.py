@@ -6,19 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from required_claims import REQUIRED_CLAIMS
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = {
-    "ebm_learns_target",
-    "first_law_work_heat",
-    "l_info_equals_ignorance_ep",
-    "dpi_m_info_ge_l_info",
-    "clausius_parameter_entropy_equals_heat",
-    "quasi_static_limit_zero_conditional_ep",
-    "jarzynski_probe_chains",
-    "gaussian_ebm_closed_form",
-    "low_variance_proxy",
-}
+IDS = set(REQUIRED_CLAIMS["learning_dissipation"])
 SHRUNK = {
     "n_replicas": 2,
     "hidden": 8,

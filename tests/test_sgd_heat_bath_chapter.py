@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from required_claims import REQUIRED_CLAIMS
 
 from thermo_nb.chapters import CHAPTER_MODULES
 from thermo_nb.chapters import sgd_heat_bath as ch
@@ -19,16 +20,7 @@ from thermo_nb.pipeline.params import ParameterError
 from thermo_nb.pipeline.validation import Config, check_values
 
 ROOT = Path(__file__).resolve().parent.parent
-CLAIMS = {
-    "noise_stationary",
-    "noise_white",
-    "noise_variance_inverse_batch",
-    "temperature_lr_over_batch",
-    "deterministic_force_dominates",
-    "low_variance_condition",
-    "layer_temperatures_differ",
-    "noise_isotropic",
-}
+CLAIMS = set(REQUIRED_CLAIMS["sgd_heat_bath"])
 
 
 def test_chapter_is_registered_and_every_size_has_both_bounds():

@@ -237,3 +237,11 @@ def test_chapter_code_cells_fit_the_content_width_at_1400_px(
     assert code, "the page has code cells"
     wide = [c["text"] for c in code if c["scroll"] > c["client"] + 1]
     assert not wide, f"code cells wider than the column: {wide}"
+
+
+def test_a_relative_tolerance_is_shown_with_its_unit(built_book):
+    """The Jarzynski row's tolerance is relative: it reads "±3 % (relative)", not a
+    bare 0.03 that would read as an absolute band."""
+    rows = load_scorecard(ROOT / "_build" / "outputs" / "seifert" / "scorecard.json")
+    (row,) = [r for r in rows if r["id"] == "jarzynski_double_well"]
+    assert isinstance(row["tolerance"], str) and "%" in row["tolerance"]

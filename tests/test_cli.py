@@ -230,6 +230,18 @@ OLD = ["seifert", "dimensional_analysis"]
             "parameter 'data_root': MNIST data_root '/no/such/mnist' does not exist",
         ),
         (
+            ["run", "sgd_heat_bath", "-p", "data_root=/no/such/mnist"],
+            "parameter 'data_root': MNIST data_root '/no/such/mnist' does not exist",
+        ),
+        (
+            ["run", "free_energy", "-p", "data_root=/no/such/cifar"],
+            "parameter 'data_root': CIFAR-10 not found under data_root='/no/such/cifar'",
+        ),
+        (
+            ["run", "ideal_gas", "-p", "data_root=/no/such/cifar"],
+            "parameter 'data_root': CIFAR-10 not found under data_root='/no/such/cifar'",
+        ),
+        (
             ["run", "dimensional_analysis", "-p", "data_path=/no/such.csv"],
             "parameter 'data_path': no such file: /no/such.csv",
         ),

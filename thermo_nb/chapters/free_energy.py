@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..pipeline.params import ChapterSpec, Param, ParameterError, common_params
 from ..pipeline.planning import MemoryItem, RunPlan, WorkItem
+from ._data_checks import cifar10_folder
 
 NAME = "free_energy"
 
@@ -99,6 +100,7 @@ SPEC = ChapterSpec(
             "folder holding cifar-10-batches-py (full profile: required)",
             default=None,
             nullable=True,
+            validator=cifar10_folder,
         ),
         Param(
             "toy_n_steps",

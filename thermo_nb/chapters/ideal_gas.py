@@ -10,6 +10,7 @@ import numpy as np
 
 from ..pipeline.params import ChapterSpec, Param, ParameterError, common_params
 from ..pipeline.planning import MemoryItem, RunPlan, WorkItem
+from ._data_checks import cifar10_folder
 
 NAME = "ideal_gas"
 
@@ -30,21 +31,6 @@ PAPER_ISOTROPIC_SLOPES = {
     "fixed LR: dS/dlog(eta)": (1.0139, 0.0090, 1.0),
     "fixed LR: difference": (1.0008, float("nan"), 1.0),
 }
-
-
-def _cifar_folder(path: str) -> None:
-    """Validation-time check that ``path`` holds CIFAR-10's python batches."""
-    from pathlib import Path
-
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    root = Path(path).expanduser()
-    for cand in (root / "cifar-10-batches-py", root):
-        if all((cand / n).is_file() for n in names):
-            return
-    raise FileNotFoundError(
-        f"CIFAR-10 not found under {path!r}: expected cifar-10-batches-py/"
-        "{data_batch_1..5, test_batch} (python version); nothing is downloaded"
-    )
 
 
 def require_data_root(cfg) -> None:
@@ -132,7 +118,7 @@ SPEC = ChapterSpec(
             "folder holding CIFAR-10 (python batches); required by the full profile",
             default=None,
             nullable=True,
-            validator=_cifar_folder,
+            validator=cifar10_folder,
         ),
         Param(
             "iso_dims",

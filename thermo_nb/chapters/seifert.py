@@ -3,14 +3,9 @@ theorem for Langevin dynamics and SGD* (``book/seifert.ipynb``, seed 000)."""
 
 from ..pipeline.params import ChapterSpec, Param, common_params
 from ..pipeline.planning import MemoryItem, RunPlan, WorkItem
+from ._data_checks import mnist_folder
 
 NAME = "seifert"
-
-
-def _mnist_folder(path: str) -> None:
-    from ..data.images import find_mnist_files
-
-    find_mnist_files(path)
 
 
 def _mlp_params(values: dict) -> int:
@@ -89,7 +84,7 @@ SPEC = ChapterSpec(
             "folder holding MNIST (optional; digits are used otherwise)",
             default=None,
             nullable=True,
-            validator=_mnist_folder,
+            validator=mnist_folder,
         ),
         Param(
             "n_trajectories",

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..pipeline.params import ChapterSpec, Param, ParameterError, common_params
 from ..pipeline.planning import MemoryItem, RunPlan, WorkItem
+from ._data_checks import mnist_folder
 
 NAME = "sgd_heat_bath"
 
@@ -78,6 +79,7 @@ SPEC = ChapterSpec(
             "folder holding MNIST (required by the full profile; quick uses digits)",
             default=None,
             nullable=True,
+            validator=mnist_folder,
         ),
         Param(
             "n_replicas",

@@ -26,7 +26,16 @@ CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 """Channel standard deviations used by the free-energy paper's code."""
 
 
-def _cifar_folder(data_root) -> Path:
+def find_cifar10_folder(data_root) -> Path:
+    """The folder holding CIFAR-10's python batches under ``data_root`` (itself or its
+    ``cifar-10-batches-py``), checked without reading them: the test run at parameter
+    validation, before any compute, and by :func:`load_cifar10`.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the folder and the expected files; nothing is downloaded.
+    """
     if data_root is None:
         raise FileNotFoundError(
             "CIFAR-10 needs data_root: a folder holding 'cifar-10-batches-py' (the "
@@ -97,7 +106,7 @@ def load_cifar10(
     -----
     Reads the pickles with ``encoding="bytes"`` as the CIFAR-10 web page describes.
     """
-    folder = _cifar_folder(data_root)
+    folder = find_cifar10_folder(data_root)
     parts = [_read_batch(folder / f) for f in CIFAR10_TRAIN]
     x_tr = np.concatenate([p[0] for p in parts])
     y_tr = np.concatenate([p[1] for p in parts])

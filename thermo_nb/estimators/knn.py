@@ -22,6 +22,7 @@ import numpy as np
 
 from ..neighbors.search import (
     as_sample_tensor,
+    check_backend,
     check_k,
     check_metric,
     count_strictly_within,
@@ -58,7 +59,7 @@ def _digamma(v):
     return digamma(v)
 
 
-def kl_entropy(x, k=3, metric="euclidean", device=None) -> float:
+def kl_entropy(x, k=3, metric="euclidean", device=None, backend="auto") -> float:
     r"""Kozachenko-Leonenko k-NN estimate of the differential entropy, in nats.
 
     Parameters
@@ -72,6 +73,10 @@ def kl_entropy(x, k=3, metric="euclidean", device=None) -> float:
         convention (unit-ball volume :math:`2^d`).
     device : {None, "auto", "cpu", "cuda"} or torch.device
         Compute device; ``None`` uses the input's device.
+    backend : {"auto", "tree", "brute", "faiss"}
+        Neighbour search of :func:`thermo_nb.neighbors.search.knn_distances`; every
+        backend gives the same exact distances (``"faiss"``: Euclidean, CPU, needs
+        ``pip install "thermo-nb[faiss]"``).  ``"auto"``: the one measured faster.
 
     Returns
     -------
@@ -110,13 +115,14 @@ def kl_entropy(x, k=3, metric="euclidean", device=None) -> float:
     xt = as_sample_tensor(x, "x", device)
     n, d = xt.shape
     k = check_k(k, n)
+    backend = check_backend(backend, metric, xt.device)
     (xt,), log_scale = rescale_extreme(xt)  # H(aX) = H(X) + d ln a
-    _, eps = kth_distances_without_zeros(xt, k, metric, "kl_entropy")
+    _, eps = kth_distances_without_zeros(xt, k, metric, "kl_entropy", backend)
     constant = float(_digamma(n) - _digamma(k)) + _log_unit_ball_volume(d, metric)
     return constant + d * float(eps.log().mean()) + d * log_scale
 
 
-def ksg_mutual_info(x, y, k=3, device=None) -> float:
+def ksg_mutual_info(x, y, k=3, device=None, backend="auto") -> float:
     r"""Kraskov-Stoegbauer-Grassberger (algorithm 1) estimate of I(X;Y), in nats.
 
     Parameters
@@ -127,6 +133,10 @@ def ksg_mutual_info(x, y, k=3, device=None) -> float:
     k : int
         Neighbour order in the joint space, ``1 <= k < N``.
     device : {None, "auto", "cpu", "cuda"} or torch.device
+    backend : {"auto", "tree", "brute"}
+        Search of the joint max-norm neighbours (:func:`knn_distances`).  FAISS is not
+        offered: its max-norm index (``METRIC_Linf``) measured 2.6x slower than the
+        float64 brute force here (N = 20k, 20 dims: 11.5 vs 4.4 s on 2 cores).
 
     Returns
     -------
@@ -170,8 +180,9 @@ def ksg_mutual_info(x, y, k=3, device=None) -> float:
     (xt, yt), _ = rescale_extreme(xt, yt)  # MI is invariant under a common scale
     n, dx = xt.shape
     k = check_k(k, n)
+    backend = check_backend(backend, "chebyshev", xt.device)
     z, eps = kth_distances_without_zeros(
-        torch.cat([xt, yt], dim=1), k, "chebyshev", "ksg_mutual_info"
+        torch.cat([xt, yt], dim=1), k, "chebyshev", "ksg_mutual_info", backend
     )
     xt, yt = z[:, :dx].contiguous(), z[:, dx:].contiguous()
     nx = count_strictly_within(xt, eps)
@@ -181,7 +192,9 @@ def ksg_mutual_info(x, y, k=3, device=None) -> float:
     return float(_digamma(k) + _digamma(n) - np.mean(psi_x + psi_y))
 
 
-def knn_graph_entropy(x, k=50, device=None, intrinsic_dim=None) -> float:
+def knn_graph_entropy(
+    x, k=50, device=None, intrinsic_dim=None, backend="auto"
+) -> float:
     r"""k-NN-graph-length entropy of the free-energy paper, in nats (additive constant dropped).
 
     Parameters
@@ -198,6 +211,10 @@ def knn_graph_entropy(x, k=50, device=None, intrinsic_dim=None) -> float:
         The dimension :math:`d` of the formula.  Default: ``P`` (samples with a density in
         :math:`\mathbb R^P`).  For iterates on a sphere in :math:`\mathbb R^P` the paper
         uses ``P - 1``.
+    backend : {"auto", "tree", "brute", "faiss"}
+        Neighbour search of :func:`thermo_nb.neighbors.search.knn_distances`; every
+        backend gives the same exact distances (``"faiss"``: Euclidean, CPU, needs
+        ``pip install "thermo-nb[faiss]"``).  ``"auto"``: the one measured faster.
 
     Returns
     -------
@@ -237,6 +254,7 @@ def knn_graph_entropy(x, k=50, device=None, intrinsic_dim=None) -> float:
     xt = as_sample_tensor(x, "x", device)
     n, p = xt.shape
     k = check_k(k, n, lowest=2, allow_equal_n=True)
+    backend = check_backend(backend, "euclidean", xt.device)
     if intrinsic_dim is None:
         d = p
     elif (
@@ -251,7 +269,7 @@ def knn_graph_entropy(x, k=50, device=None, intrinsic_dim=None) -> float:
         d = int(intrinsic_dim)
     gamma = 1.0
     # distances to the k-1 nearest *other* points; the self-distance 0 completes the K terms
-    rho = sorted_knn_distances(xt, k - 1, "euclidean")
+    rho = sorted_knn_distances(xt, k - 1, "euclidean", backend=backend)
     graph_length = float((rho**gamma).sum())
     if graph_length <= 0.0:
         raise ValueError(

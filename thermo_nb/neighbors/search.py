@@ -7,28 +7,45 @@ counts neighbours inside a radius (KSG); the input checks shared by the estimato
 
 How the engine works
 --------------------
-*Low dimension on the CPU* (``d <= TREE_MAX_DIM[metric]``, 8 for Euclidean, 5 for max-norm):
-a :class:`scipy.spatial.cKDTree` query (all cores), which measured faster than the brute
-force there.
+Four backends (``backend=`` of :func:`knn_distances` and the estimators; every one returns
+the same exact float64 distances):
 
-*Otherwise* a chunked brute force in torch that runs on the CPU or a GPU:
+* ``"tree"``: a :class:`scipy.spatial.cKDTree` query (CPU).  ``"auto"`` uses it in low
+  dimension on the CPU (``d <= TREE_MAX_DIM[metric]``: 8 Euclidean, 5 max-norm), where it
+  measured faster than any brute force.
+* ``"brute"``: the certified brute force below, on the CPU or a GPU.  ``"auto"`` uses it
+  everywhere else (but see ``FAISS_PREFERRED``).
+* ``"faiss"``: the same brute force with FAISS's float32 ``IndexFlatL2`` as step 2 (the
+  candidate search); steps 3-4 unchanged, so the answer is still exact (CPU, Euclidean,
+  optional ``faiss`` extra).  The fair benchmark (``benchmarks/results_knn.md``) found
+  the own candidate step faster than FAISS's in every cell with d >= 10 on the project's
+  2-core machine, so ``FAISS_PREFERRED`` is empty and "auto" never picks it.
+
+The certified brute force (Euclidean):
 
 1. centre the data (distances are translation invariant; centring keeps the norms, and
    therefore the rounding error of step 2, as small as the spread of the data);
 2. approximate squared distances in float32 with the matmul expansion
    :math:`\|a\|^2 + \|b\|^2 - 2a\cdot b`, block by block, and keep per row a set of
-   :math:`m = k + 5` smallest as candidates.  Two block layouts:
+   :math:`m = k + 5` smallest as candidates.  Three block layouts:
 
-   * ``d < SYMMETRIC_MIN_DIM`` (128): chunks of full rows, one GEMM of the augmented
-     matrices :math:`[a, 1]` and :math:`[-2b, \|b\|^2]` (the row constant
-     :math:`\|a\|^2` is added afterwards); below ``d = 32`` the chunk is sized to stay
-     in cache (``CPU_CACHE_BLOCK_BYTES``), since there the GEMM is bound by writing its
-     output;
-   * ``d >= SYMMETRIC_MIN_DIM``: square T x T tiles on and above the diagonal only (half
-     the GEMM flops), each computed as ``addmm(|b|^2, a, b^T, alpha=-2) + |a|^2`` (no
-     augmented copies of the data) so that a tile serves its rows and, read column-wise,
-     its columns; each row keeps a running candidate set (the m smallest of the old set
-     and the tile's, which keeps "every non-candidate is >= the largest candidate" true).
+   * CPU, ``d < SYMMETRIC_MIN_DIM`` (128), or up to ``CPU_BLAS_ROWS_HIGH_DIM_LIMIT``
+     (d <= 500 with N <= 30k): *row blocks on worker threads*
+     (:func:`_candidates_blas_rows`).  One thread per torch thread, each with
+     single-threaded BLAS and torch, takes a block of rows and computes
+     :math:`[a, 1]\cdot[-2b, \|b\|^2]^T` with numpy's OpenBLAS ``sgemm`` into a
+     buffer of its own, then selects.  torch's CPU GEMM ran these thin shapes 3-10x
+     slower than OpenBLAS, and one thread per block avoids the OpenMP barrier between
+     the GEMM and the selection (and the spinning threads that made the old all-threads
+     version erratic under load);
+   * GPU, ``d < SYMMETRIC_MIN_DIM``: chunks of full rows, one torch GEMM of the augmented
+     matrices (the row constant :math:`\|a\|^2` is added afterwards);
+   * otherwise (``d >= SYMMETRIC_MIN_DIM``): square T x T tiles on and above the diagonal
+     only (half the GEMM flops), each computed as ``addmm(|b|^2, a, b^T, alpha=-2) +
+     |a|^2`` (no augmented copies of the data) so that a tile serves its rows and, read
+     column-wise, its columns; each row keeps a running candidate set (the m smallest of
+     the old set and the tile's, which keeps "every non-candidate is >= the largest
+     candidate" true).
 
    Above ``d = 2092`` the worst-case float32 bound of step 4, ``(2d + 10) u``, exceeds
    ``FLOAT32_MAX_RELATIVE_BOUND`` (2.5e-4) and would fail most rows, so the candidate GEMM
@@ -76,10 +93,40 @@ METRICS = ("euclidean", "chebyshev")
 #: The max-norm brute force has no matmul shortcut; its threshold (5) is a coarse choice.
 TREE_MAX_DIM = {"euclidean": 8, "chebyshev": 5}
 
-#: CPU GEMM of the candidate step: "torch" (MKL) or "numpy" (OpenBLAS).  OpenBLAS sgemm is
-#: ~20% faster on this AMD CPU, but its spinning threads slow down the torch top-k that
-#: follows, so torch measured faster end to end.
-CPU_GEMM_BACKEND = "torch"
+#: CPU candidate step below ``SYMMETRIC_MIN_DIM``: "blas-threads" (numpy's OpenBLAS sgemm
+#: and the selection on one worker thread per core, each single-threaded, see
+#: :func:`_candidates_blas_rows`) or "torch" (torch's GEMM and OpenMP-parallel selection).
+#: Measured (2-core EPYC, N = 20k, k = 5, min of 5): d = 10: 0.23 vs 0.43 s; d = 50: 0.48
+#: vs 0.74 s.  (torch's CPU sgemm ran (128 x 11) @ (11 x 20000) at 3.7 GFLOP/s, OpenBLAS
+#: at 43.)
+CPU_GEMM_BACKEND = "blas-threads"
+#: Rows per block of the "blas-threads" candidate step (per worker).  d <= 31: a block of
+#: about CPU_BLAS_BLOCK_BYTES, 64 to 256 rows; above: CPU_BLAS_ROWS.  Measured (k = 5,
+#: min of 5-9): d = 10, N = 20k: 64 rows 0.31 s, 128 rows 0.35 s, 256 rows 0.36 s; N = 4000:
+#: 64 rows 26 ms, 128 rows 24 ms, 512 rows 33 ms; N = 2000: 64 rows 15 ms, 256 rows 10 ms;
+#: d = 50, N = 20k: 128 rows 0.60 s, 256 rows 0.56 s, 512 rows 0.48 s.
+CPU_BLAS_BLOCK_BYTES = 2 * 2**20
+CPU_BLAS_ROWS_LOW_DIM = 64
+CPU_BLAS_ROWS = 512
+CPU_MAX_WORKERS = 64
+#: From ``SYMMETRIC_MIN_DIM`` up to this (d, N) the "blas-threads" row blocks are used
+#: instead of torch's symmetric tiles: N = 20k: d = 128: 0.91 vs 1.19 s, d = 200: 1.23 vs
+#: 1.61 s, d = 500: 2.68 vs 2.88 s; N = 5000, d = 500: 0.23 vs 0.28 s.  Above N = 30k the
+#: halved GEMM of the tiles is kept (not measured against the row blocks there).
+CPU_BLAS_ROWS_HIGH_DIM_LIMIT = (500, 30_000)
+
+#: Backends of :func:`knn_distances`: "auto" chooses (see :func:`choose_backend`); "tree"
+#: is scipy's cKDTree (CPU); "brute" the certified brute force of this module (CPU or
+#: GPU); "faiss" the same brute force with FAISS's float32 ``IndexFlatL2`` as candidate
+#: search (CPU, Euclidean, needs the ``faiss`` extra: ``pip install "thermo-nb[faiss]"``).
+BACKENDS = ("auto", "tree", "brute", "faiss")
+
+#: Where "auto" picks FAISS for the candidate search (CPU, Euclidean): boxes
+#: ``(d_min, d_max, n_min, n_max)``, inclusive.  Empty: in the fair benchmark
+#: (``benchmarks/bench_knn.py``, ``benchmarks/results_knn.md``) the "brute" backend was
+#: at least as fast as FAISS + re-rank in every measured cell with d >= 10, so "auto"
+#: uses FAISS nowhere on this kind of machine; ``backend="faiss"`` forces it.
+FAISS_PREFERRED: tuple = ()
 
 #: Working-memory budget of one chunk of the brute force, in bytes.
 CPU_CHUNK_BYTES = 256 * 2**20
@@ -226,6 +273,61 @@ def check_k(
             f"{name} must be {relation} the number of samples N: got {name}={k} with N={n}"
         )
     return k
+
+
+def faiss_available() -> bool:
+    """True when the optional ``faiss`` package (``faiss-cpu``) can be imported."""
+    try:
+        import_faiss()
+    except ImportError:
+        return False
+    return True
+
+
+def import_faiss():
+    """Import FAISS or raise an ImportError that says how to install it."""
+    try:
+        import faiss
+    except ImportError as err:
+        raise ImportError(
+            'backend="faiss" needs the optional faiss package: '
+            'pip install "thermo-nb[faiss]" (or pip install faiss-cpu)'
+        ) from err
+    return faiss
+
+
+def check_backend(backend, metric: str, device) -> str:
+    """Validate ``backend`` against the metric and the device (before any compute)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend in ("tree", "faiss") and device.type != "cpu":
+        raise ValueError(
+            f'backend="{backend}" runs on the CPU only, got device {device}; use '
+            'backend="brute" or "auto" on a GPU'
+        )
+    if backend == "faiss":
+        if metric != "euclidean":
+            raise ValueError(
+                f'backend="faiss" supports metric="euclidean" only, got {metric!r}; '
+                'use backend="brute", "tree" or "auto"'
+            )
+        import_faiss()
+    return backend
+
+
+def choose_backend(n: int, d: int, metric: str, device) -> str:
+    """The backend "auto" uses for N samples in d dimensions (see ``TREE_MAX_DIM``,
+    ``FAISS_PREFERRED``): "tree", "faiss" or "brute"."""
+    if _use_tree(n, d, metric, device):
+        return "tree"
+    if (
+        metric == "euclidean"
+        and device.type == "cpu"
+        and any(a <= d <= b and lo <= n <= hi for a, b, lo, hi in FAISS_PREFERRED)
+        and faiss_available()
+    ):
+        return "faiss"
+    return "brute"
 
 
 # ----------------------------------------------------------------------------- engine
@@ -409,7 +511,179 @@ def _default_euclidean_tile(device) -> int:
     )
 
 
-def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
+def _cpu_rows_per_block(n: int, dim: int, workers: int) -> int:
+    """Rows per block of the CPU row-block brute force (see ``CPU_BLAS_ROWS``)."""
+    if dim <= CACHE_BLOCKED_MAX_DIM:  # GEMM output-bound: a cache-sized block
+        rows = max(CPU_BLAS_ROWS_LOW_DIM, min(256, CPU_BLAS_BLOCK_BYTES // (4 * n)))
+    else:
+        rows = CPU_BLAS_ROWS
+    budget_rows = CPU_CHUNK_BYTES // max(1, workers) // (4 * n)
+    return int(max(8, min(rows, budget_rows, n)))
+
+
+def _prepare_euclidean(x):
+    """Centred data scaled to max |coordinate| = 1, its float64 squared norms and scale."""
+    import torch
+
+    n = x.shape[0]
+    xc = x - x.mean(dim=0)  # float64, centred
+    # rescale to max |coordinate| = 1 so float32 neither overflows nor underflows; all
+    # squared quantities of the candidate step are in these scaled units
+    scale = max(float(xc.max()), -float(xc.min()))  # (no |xc| temporary)
+    scale = scale if scale > 0.0 else 1.0
+    xc.div_(scale)
+    sq64 = torch.bmm(xc.unsqueeze(1), xc.unsqueeze(2)).view(n)  # (no N x d temporary)
+    return xc, sq64, scale
+
+
+def _row_block_bound(dim: int, unit: float, sq64):
+    """Worst-case error of |b|^2 - 2 a.b + |a|^2 from the augmented row-block GEMM."""
+    # rounding of the inputs and of the d+1 products and sums, relative to |a|^2 + 2|b|^2
+    return (2 * dim + 8) * unit * (sq64 + 2.0 * float(sq64.max()))
+
+
+def _tile_bound(dim: int, unit: float, sq64):
+    """Worst-case error of |a|^2 + |b|^2 - 2 a.b computed from separately rounded norms."""
+    # inputs rounded to the GEMM precision, a d-term dot product, |a|^2 and |b|^2 rounded
+    # once, two additions, relative to |a|^2 + |b|^2 + 2|a||b| <= 2|a|^2 + 2|b|^2: about
+    # (2d + 7) u (|a|^2 + |b|^2); a factor >= 2 safety margin on top
+    return (2 * dim + 10) * unit * 2.0 * (sq64 + float(sq64.max()))
+
+
+_POOLS: dict = {}
+_CONTROLLER: list = []
+
+
+def _worker_pool(workers: int):
+    """A persistent thread pool of ``workers`` threads (created once per size)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(
+            workers, thread_name_prefix="thermo-nb-knn"
+        )
+    return _POOLS[workers]
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (found once: slow)."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
+def _use_blas_rows(n: int, dim: int) -> bool:
+    """Whether the CPU candidate step uses :func:`_candidates_blas_rows`."""
+    if CPU_GEMM_BACKEND != "blas-threads":
+        return False
+    if dim < SYMMETRIC_MIN_DIM:
+        return True
+    max_dim, max_n = CPU_BLAS_ROWS_HIGH_DIM_LIMIT
+    return dim <= max_dim and n <= max_n
+
+
+def _candidates_blas_rows(xc, sq64, m: int, show_progress: bool):
+    r"""CPU candidate search: float32 OpenBLAS GEMM by row blocks on a pool of threads.
+
+    Each worker thread takes a block of rows, computes its approximate squared distances
+    to all points with numpy's (OpenBLAS) ``sgemm`` of the augmented matrices
+    :math:`[a, 1]` and :math:`[-2b, \|b\|^2]` into a buffer it reuses, and keeps a set of
+    m smallest per row (:func:`_smallest_per_row`).  BLAS and torch run single-threaded
+    inside the workers, and there are ``torch.get_num_threads()`` workers: one thread per
+    core, each on its own block, no OpenMP barrier between the GEMM and the selection
+    (OpenBLAS measured 3-10x faster than torch's CPU GEMM for these thin shapes, e.g.
+    (128 x 11) @ (11 x 20000): 43 vs 3.7 GFLOP/s on the project's 2-core EPYC).
+
+    Returns (candidate columns (N, m) int64, cutoff (N,) float64, bound (N,) float64), the
+    last two in the scaled squared units of :func:`_prepare_euclidean`.
+    """
+    import threading
+
+    import torch
+
+    from ..runtime import progress
+
+    n, dim = xc.shape
+    workers = max(1, min(torch.get_num_threads(), CPU_MAX_WORKERS))
+    rows = _cpu_rows_per_block(n, dim, workers)
+    xf = xc.to(torch.float32).numpy()
+    sqf = sq64.to(torch.float32).numpy()
+    rows_aug = np.empty((n, dim + 1), dtype=np.float32)
+    rows_aug[:, :dim] = xf
+    rows_aug[:, dim] = 1.0
+    cols_aug_t = np.empty((dim + 1, n), dtype=np.float32)
+    np.multiply(xf.T, -2.0, out=cols_aug_t[:dim])
+    cols_aug_t[dim] = sqf
+    del xf
+    cand_val = torch.empty((n, m), dtype=torch.float32)
+    cand_idx = torch.empty((n, m), dtype=torch.int64)
+    local = threading.local()
+
+    def one_block(s: int) -> None:
+        e = min(n, s + rows)
+        buf = getattr(local, "buffer", None)
+        if buf is None:
+            buf = local.buffer = np.empty(rows * n, dtype=np.float32)
+        block = buf[: (e - s) * n].reshape(e - s, n)
+        np.matmul(rows_aug[s:e], cols_aug_t, out=block)
+        tb = torch.from_numpy(block)
+        tb[torch.arange(e - s), torch.arange(s, e)] = float("inf")
+        cand_val[s:e], cand_idx[s:e] = _smallest_per_row(tb, m, _SELECT_GROUP)
+
+    starts = range(0, n, rows)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            if workers == 1:
+                results = map(one_block, starts)
+            else:
+                results = _worker_pool(workers).map(one_block, starts)
+            if show_progress:
+                results = progress(results, total=len(starts), desc="k-NN (euclidean)")
+            for _ in results:
+                pass
+    finally:
+        torch.set_num_threads(old_threads)
+    cutoff = cand_val.max(dim=1).values.to(torch.float64) + sq64
+    return cand_idx, cutoff, _row_block_bound(dim, _FLOAT32_UNIT_ROUNDOFF, sq64)
+
+
+def _candidates_faiss(xc, sq64, m: int):
+    r"""Candidate search with FAISS's exact float32 brute force (``IndexFlatL2``).
+
+    FAISS returns, for every row, the ``m + 1`` smallest of *its* float32 squared distances
+    (the point itself is usually among them); the point is dropped, or, when duplicates
+    pushed it out, the last of the ``m + 1``.  Every other point has a FAISS distance at
+    least the (m+1)-th returned one, the cutoff of the certificate; FAISS computes
+    :math:`\|a\|^2 + \|b\|^2 - 2a\cdot b` from float32 norms and an ``sgemm`` (or, for
+    few queries, from coordinate differences, which is more accurate), so the tile bound
+    of :func:`_tile_bound` holds.
+    """
+    import torch
+
+    faiss = import_faiss()
+    n, dim = xc.shape
+    xf = np.ascontiguousarray(xc.to(torch.float32).numpy())
+    index = faiss.IndexFlatL2(dim)
+    index.add(xf)
+    dist, idx = index.search(xf, m + 1)
+    del index, xf
+    is_self = idx == np.arange(n)[:, None]
+    has_self = is_self.any(axis=1)
+    # drop the point itself where present, else the last (largest) column
+    drop = np.where(has_self, is_self.argmax(axis=1), m)
+    keep = np.ones((n, m + 1), dtype=bool)
+    keep[np.arange(n), drop] = False
+    cand_idx = torch.from_numpy(idx[keep].reshape(n, m).astype(np.int64))
+    cutoff = torch.from_numpy(dist[:, m].astype(np.float64))
+    return cand_idx, cutoff, _tile_bound(dim, _FLOAT32_UNIT_ROUNDOFF, sq64)
+
+
+def _candidates_torch(x, xc, sq64, m: int, chunk_size, show_progress: bool):
+    """Candidate search in torch (GPU, or CPU tiles at ``d >= SYMMETRIC_MIN_DIM``)."""
     import torch
 
     from ..runtime import progress
@@ -426,13 +700,6 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
                 if dim <= CACHE_BLOCKED_MAX_DIM:
                     rows = max(16, min(rows, CPU_CACHE_BLOCK_BYTES // (4 * n) // 8 * 8))
                 chunk_size = min(chunk_size, rows)
-    xc = x - x.mean(dim=0)  # float64, centred
-    # rescale to max |coordinate| = 1 so float32 neither overflows nor underflows; all
-    # squared quantities below (sq64, approx, cutoff, bound) are in these scaled units
-    scale = max(float(xc.max()), -float(xc.min()))  # (no |xc| temporary)
-    scale = scale if scale > 0.0 else 1.0
-    xc.div_(scale)
-    sq64 = torch.bmm(xc.unsqueeze(1), xc.unsqueeze(2)).view(n)  # (no N x d temporary)
     # candidate precision: float32 unless its worst-case error bound, ~ (2d + 10) u, is too
     # coarse to separate the k-th from the m-th neighbour in very high dimension (there
     # nearly every row would fail the certificate and take the slow exact fallback)
@@ -442,7 +709,6 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
     else:
         gemm_dtype = torch.float32
     xf = xc if gemm_dtype == torch.float64 else xc.to(gemm_dtype)
-    del xc  # (x itself serves the re-rank)
     sqf = sq64.to(gemm_dtype)
     if symmetric:
         # block = |a|^2 + |b|^2 - 2 a.b from one GEMM (addmm) and one row add: no augmented
@@ -454,7 +720,6 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
         rows_aug = torch.cat([xf, ones], dim=1)
         cols_aug_t = torch.cat([-2.0 * xf, sqf.unsqueeze(1)], dim=1).T.contiguous()
         del ones
-    m = min(n - 1, k + 5)
     tile = max(1, min(chunk_size, n))
     cand_val = torch.full((n, m), float("inf"), dtype=gemm_dtype, device=x.device)
     cand_idx = torch.zeros((n, m), dtype=torch.int64, device=x.device)
@@ -486,24 +751,13 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
                         v, j = _smallest_per_column(block, m, _SELECT_GROUP)
                         _merge_candidates(cand_val[s2:e2], cand_idx[s2:e2], v, j + s)
             cutoff = cand_val.max(dim=1).values.to(torch.float64)
-            # worst-case rounding error of |b|^2 - 2 a.b + |a|^2 (inputs rounded to the GEMM
-            # precision, a d-term dot product, |a|^2 and |b|^2 rounded once, two additions),
-            # relative to |a|^2 + |b|^2 + 2|a||b| <= 2|a|^2 + 2|b|^2: about (2d + 7) u
-            # (|a|^2 + |b|^2); a factor >= 2 safety margin on top
-            bound = (2 * dim + 10) * unit * 2.0 * (sq64 + float(sq64.max()))
+            bound = _tile_bound(dim, unit, sq64)
         else:
             buffer = torch.empty(tile * n, dtype=gemm_dtype, device=x.device)
             for s in starts:
                 e = min(n, s + tile)
-                block = buffer[: (e - s) * n].view(
-                    e - s, n
-                )  # reused: no page faults per chunk
-                if x.device.type == "cpu" and CPU_GEMM_BACKEND == "numpy":
-                    np.matmul(
-                        rows_aug[s:e].numpy(), cols_aug_t.numpy(), out=block.numpy()
-                    )
-                else:
-                    torch.mm(rows_aug[s:e], cols_aug_t, out=block)
+                block = buffer[: (e - s) * n].view(e - s, n)  # reused: no page faults
+                torch.mm(rows_aug[s:e], cols_aug_t, out=block)
                 block[
                     torch.arange(e - s, device=x.device),
                     torch.arange(s, e, device=x.device),
@@ -513,10 +767,20 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
                 )
             # m-th smallest approximate squared distance (a lower end for all non-candidates)
             cutoff = cand_val.max(dim=1).values.to(torch.float64) + sq64
-            # worst-case float32 error of |b|^2 - 2 a.b (rounding of the inputs and of the d+1
-            # products and sums), relative to |a|^2 + 2|b|^2
-            bound = (2 * dim + 8) * unit * (sq64 + 2.0 * float(sq64.max()))
-    del buffer, rows_aug, cols_aug_t, cand_val, xf
+            bound = _row_block_bound(dim, unit, sq64)
+    return cand_idx, cutoff, bound
+
+
+def _rerank_and_certify(x, k: int, m: int, cand_idx, cutoff, bound, scale: float):
+    """Exact float64 k smallest distances among the candidates, certified per row.
+
+    A row is exact when ``cutoff - bound`` (a lower bound on every non-candidate's true
+    squared distance, scaled units) is not below its k-th exact candidate distance; rows
+    that fail are recomputed by a full float64 brute force.
+    """
+    import torch
+
+    n, dim = x.shape
     # exact float64 squared distances of the candidates, in sub-blocks of 2 MiB on the CPU
     # (cache-sized: 8x faster than 64 MiB ones at d=500), 64 MiB on a GPU
     exact_sq = torch.empty((n, m), dtype=torch.float64, device=x.device)
@@ -537,22 +801,47 @@ def _brute_force_euclidean(x, k: int, chunk_size: int, show_progress: bool):
     return out.contiguous()
 
 
-def sorted_knn_distances(x, k: int, metric: str, chunk_size=None):
+def _brute_force_euclidean(
+    x, k: int, chunk_size, show_progress: bool, backend: str = "brute"
+):
+    """Exact Euclidean k-NN by a float32 candidate search and a float64 re-rank."""
+    n, dim = x.shape
+    m = min(n - 1, k + 5)
+    xc, sq64, scale = _prepare_euclidean(x)
+    if backend == "faiss":
+        found = _candidates_faiss(xc, sq64, m)
+    elif x.device.type == "cpu" and chunk_size is None and _use_blas_rows(n, dim):
+        found = _candidates_blas_rows(xc, sq64, m, show_progress)
+    else:
+        found = _candidates_torch(x, xc, sq64, m, chunk_size, show_progress)
+    del xc
+    return _rerank_and_certify(x, k, m, *found, scale)
+
+
+def sorted_knn_distances(x, k: int, metric: str, chunk_size=None, backend="auto"):
     """(N, k) float64 tensor of distances to the 1st..k-th neighbours (self excluded)."""
     n, dim = x.shape
-    if _use_tree(n, dim, metric, x.device):
+    if backend == "auto":
+        backend = choose_backend(n, dim, metric, x.device)
+    if backend == "tree":
         return _tree_query(x, k, metric)
     show = float(n) * n * dim > 2e11
     if metric == "euclidean":
         # (None: the Euclidean brute force picks its own, cache-friendlier, default)
-        return _brute_force_euclidean(x, k, chunk_size, show)
+        return _brute_force_euclidean(x, k, chunk_size, show, backend)
     if chunk_size is None:
         chunk_size = _default_chunk_size(n, x.device)
     return _brute_force_chebyshev(x, k, chunk_size, show)
 
 
 def knn_distances(
-    x, k, metric="euclidean", device=None, chunk_size=None, return_all=False
+    x,
+    k,
+    metric="euclidean",
+    device=None,
+    chunk_size=None,
+    return_all=False,
+    backend="auto",
 ):
     r"""Exact distance from every sample to its k-th nearest neighbour (itself excluded).
 
@@ -569,11 +858,19 @@ def knn_distances(
     chunk_size : int, optional
         Rows per block of the brute force (memory ~ ``12 * N * chunk_size`` bytes), or the
         tile side of the Euclidean brute force at ``d >= SYMMETRIC_MIN_DIM`` (memory
-        ~ ``4 * chunk_size**2`` bytes).  Default: a 256 MiB budget on the CPU (for the
-        Euclidean brute force: a cache-sized block of ``CPU_CACHE_BLOCK_BYTES`` below
-        ``d = 32``, at most 256 rows up to ``d = 127``, 4096-wide tiles above), 2 GiB on CUDA.
+        ~ ``4 * chunk_size**2`` bytes); giving it selects torch's block layouts (the CPU
+        worker-thread layout sizes its own blocks).  Default: on the CPU, worker threads
+        with blocks of about ``CPU_BLAS_BLOCK_BYTES`` (d <= 31) or ``CPU_BLAS_ROWS`` rows,
+        within a 256 MiB budget in all, and 4096-wide tiles at high d; 2 GiB on CUDA.
     return_all : bool
         If True, return the (N, k) matrix of distances to the 1st..k-th neighbours.
+    backend : {"auto", "tree", "brute", "faiss"}
+        How the neighbours are found; every backend returns the same exact distances.
+        ``"tree"``: scipy's ``cKDTree`` (CPU).  ``"brute"``: the certified float32
+        brute force below (CPU or GPU).  ``"faiss"``: the same with FAISS's float32
+        ``IndexFlatL2`` as candidate search (CPU, Euclidean; ``pip install
+        "thermo-nb[faiss]"``).  ``"auto"`` (default): the tree up to ``TREE_MAX_DIM``
+        dimensions on the CPU, else the one measured faster (:func:`choose_backend`).
 
     Returns
     -------
@@ -584,9 +881,9 @@ def knn_distances(
     Notes
     -----
     Low-dimensional CPU inputs (d <= ``TREE_MAX_DIM[metric]``) use scipy's ``cKDTree``;
-    otherwise a chunked torch brute force with a float32 matmul candidate step, exact
+    otherwise a chunked brute force with a float32 matmul candidate step, exact
     float64 recomputation and a certified error bound (see the module docstring).  The
-    result equals a float64 ``cKDTree`` query to ~1e-12 relative.
+    result equals a float64 ``cKDTree`` query to ~1e-12 relative, whatever the backend.
 
     Examples
     --------
@@ -598,6 +895,7 @@ def knn_distances(
     metric = check_metric(metric)
     xt = as_sample_tensor(x, "x", device)
     k = check_k(k, xt.shape[0])
+    backend = check_backend(backend, metric, xt.device)
     if chunk_size is not None and (
         isinstance(chunk_size, bool)
         or not isinstance(chunk_size, (int, np.integer))
@@ -607,7 +905,7 @@ def knn_distances(
             f"chunk_size must be a positive integer or None, got {chunk_size!r}"
         )
     dist = sorted_knn_distances(
-        xt, k, metric, None if chunk_size is None else int(chunk_size)
+        xt, k, metric, None if chunk_size is None else int(chunk_size), backend
     )
     return dist if return_all else dist[:, k - 1].contiguous()
 
@@ -633,12 +931,12 @@ def _jittered(x, what: str, n_zero: int):
     return x + noise * scale
 
 
-def kth_distances_without_zeros(x, k: int, metric: str, what: str):
-    dist = sorted_knn_distances(x, k, metric)[:, k - 1]
+def kth_distances_without_zeros(x, k: int, metric: str, what: str, backend="auto"):
+    dist = sorted_knn_distances(x, k, metric, backend=backend)[:, k - 1]
     n_zero = int((dist <= 0).sum())
     if n_zero:
         x = _jittered(x, what, n_zero)
-        dist = sorted_knn_distances(x, k, metric)[:, k - 1]
+        dist = sorted_knn_distances(x, k, metric, backend=backend)[:, k - 1]
         if bool(
             (dist <= 0).any()
         ):  # pragma: no cover - would need >1e10 identical points

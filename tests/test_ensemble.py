@@ -10,6 +10,7 @@ import torch
 from thermo_nb import (
     MLP,
     EnsembleTrainer,
+    LoopEnsemble,
     load_digits_tensors,
     load_mnist,
     train_loop_reference,
@@ -56,6 +57,44 @@ def test_vectorised_ensemble_matches_python_loop_over_same_replicas(
     # training did something and the replicas differ (own seeds and batches)
     assert losses[-10:].mean() < losses[:10].mean()
     assert (trainer.flat_params()[0] - trainer.flat_params()[1]).abs().max() > 1e-3
+
+
+def test_foreach_sgd_loop_follows_the_autograd_loop_and_the_trainer(digits64):
+    # the benchmark's best plain loop (one SGD(foreach=True) over all replicas) trains the
+    # same replicas on the same minibatches: equal to the per-replica autograd loop and
+    # to the trainer; per-replica lr and weight decay go through SGD's parameter groups
+    x, y = digits64
+    kw = dict(
+        lr=[0.05, 0.1, 0.05], weight_decay=[0.0, 1e-3, 0.0], batch_size=10, seed=2
+    )
+    ref = train_loop_reference(_mlp64, 3, x, y, n_steps=30, **kw)
+    loop = LoopEnsemble(_mlp64, 3, x, y, update="foreach_sgd", **kw)
+    assert len(loop.optimizer.param_groups) == 2  # (0.05, 0) shared by replicas 0 and 2
+    losses = torch.stack([loop.step() for _ in range(30)])
+    torch.testing.assert_close(losses, ref["losses"], rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(
+        loop.flat_params(), ref["flat_params"], rtol=1e-9, atol=1e-11
+    )
+    trainer = EnsembleTrainer(_mlp64, 3, x, y, **kw)
+    for _ in range(30):
+        trainer.step()
+    torch.testing.assert_close(
+        loop.flat_params(), trainer.flat_params(), rtol=1e-9, atol=1e-11
+    )
+
+
+def test_foreach_sgd_loop_freezes_a_diverged_replica(digits64):
+    x, y = digits64
+    make = lambda: MLP(64, 16, 10, depth=2)  # noqa: E731
+    kw = dict(lr=[0.05, 1e6, 0.05], batch_size=10, seed=8)
+    ref = train_loop_reference(make, 3, x.float(), y, n_steps=30, **kw)
+    loop = LoopEnsemble(make, 3, x.float(), y, update="foreach_sgd", **kw)
+    for _ in range(30):
+        loop.step()
+    assert loop.diverged == ref["diverged"].tolist() == [False, True, False]
+    torch.testing.assert_close(loop.flat_params(), ref["flat_params"], equal_nan=True)
+    with pytest.raises(ValueError, match="update must be one of"):
+        LoopEnsemble(make, 3, x, y, update="adam", **kw)
 
 
 def test_full_loss_and_full_gradient_equal_per_replica_autograd(digits64):

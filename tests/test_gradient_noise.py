@@ -135,6 +135,63 @@ def test_per_sample_gradients_equal_autograd_loop(backend, activation, bias):
         per_sample_gradients(net, None, x, y, backend=backend, out=buf[:, 1:])
 
 
+def _autograd_loop_rows(net, x, y):
+    """Per-example gradients by a loop of ``autograd.grad`` (the plain reference)."""
+    rows = []
+    for i in range(x.shape[0]):
+        loss = torch.nn.functional.cross_entropy(net(x[i : i + 1]), y[i : i + 1])
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.stack(rows)
+
+
+def _torch_func_rows(net, x, y):
+    """Per-example gradients by plain ``torch.func`` (per-layer tensors, concatenated)."""
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def loss_of_one(p, xi, yi):
+        out = functional_call(net, p, (xi.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(out, yi.unsqueeze(0))
+
+    g = vmap(grad(loss_of_one), in_dims=(None, 0, 0))(params, x, y)
+    return torch.cat([g[k].reshape(x.shape[0], -1) for k in params], dim=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_plain_call_equals_loop_and_torch_func_on_a_pooled_result(dtype):
+    # large enough (>= 1 MiB) for the result to come from the output pool
+    torch.manual_seed(1)
+    net = MLP(64, 64, 10, depth=2).to(dtype)
+    x, y = torch.randn(40, 64, dtype=dtype), torch.randint(0, 10, (40,))
+    vec = per_sample_gradients(net, None, x, y)
+    assert vec.nbytes >= 2**20 and vec.dtype == dtype and vec.is_contiguous()
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else {}
+    torch.testing.assert_close(vec, _autograd_loop_rows(net, x, y), **tol)
+    torch.testing.assert_close(vec, _torch_func_rows(net, x, y), **tol)
+
+
+@pytest.mark.parametrize("backend", ["fused", "vmap"])
+def test_a_result_still_held_is_never_overwritten_by_the_next_call(backend):
+    torch.manual_seed(2)
+    net = MLP(64, 64, 10, depth=2)
+    x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+    first = per_sample_gradients(net, None, x, y, backend=backend)
+    copy = first.clone()
+    row = first[7]  # a view alone must protect the memory too
+    second = per_sample_gradients(net, None, -x, y, backend=backend)
+    assert not torch.equal(second, copy)
+    assert torch.equal(first, copy)
+    del first
+    third = per_sample_gradients(net, None, 2 * x, y, backend=backend)
+    assert torch.equal(row, copy[7]) and not torch.equal(third[7], copy[7])
+    # once nothing refers to a result, its memory serves the next call
+    ptr = third.data_ptr()
+    del third
+    assert per_sample_gradients(net, None, x, y, backend=backend).data_ptr() == ptr
+
+
 def test_fused_per_sample_gradients_refuse_other_losses():
     net = MLP(6, 8, 3, depth=1).double()
     x, y = torch.randn(4, 6, dtype=torch.float64), torch.randint(0, 3, (4,))

@@ -226,6 +226,57 @@ def test_tune_cpu_allocator_sets_huge_pages_only_before_torch_import():
     assert late == ["False", str(glibc), "None", "1048576.0"]
 
 
+# ----------------------------------------------------------------------------- output pool
+
+POOLED_SHAPE = (256, 1024)  # 1 MiB of float32: the smallest pooled size
+
+
+def test_pooled_buffer_is_reused_only_when_nothing_refers_to_it():
+    from thermo_nb.runtime.output_pool import pooled_empty
+
+    def values(held):
+        if isinstance(held, torch.UntypedStorage):
+            return torch.empty(0).set_(held)
+        return torch.as_tensor(held)
+
+    # a view, the storage or a numpy array of a result keeps its buffer out of the pool
+    for keep in (
+        lambda t: t[3:].view(-1),
+        lambda t: t.untyped_storage(),
+        lambda t: t.numpy(),
+    ):
+        result = pooled_empty(POOLED_SHAPE).fill_(1.0)
+        ptr = result.data_ptr()
+        held = keep(result)
+        del result
+        others = [pooled_empty(POOLED_SHAPE).fill_(2.0) for _ in range(3)]
+        assert all(o.data_ptr() != ptr for o in others)
+        assert bool((values(held) == 1.0).all())
+        del held, others
+    # once nothing refers to it, the next request gets the same memory back
+    result = pooled_empty(POOLED_SHAPE)
+    ptr = result.data_ptr()
+    del result
+    assert pooled_empty(POOLED_SHAPE).data_ptr() == ptr
+
+
+def test_pool_memory_is_bounded_and_small_or_odd_requests_bypass_it(monkeypatch):
+    from thermo_nb.runtime import output_pool
+
+    output_pool.clear_output_pool()
+    monkeypatch.setattr(output_pool, "MAX_POOLED_BYTES", 3 * 2**20)
+    held = [output_pool.pooled_empty(POOLED_SHAPE) for _ in range(5)]
+    assert output_pool._pooled_bytes() <= 3 * 2**20  # the other two are not pooled
+    assert len({t.data_ptr() for t in held}) == 5
+    del held
+    assert output_pool.clear_output_pool() == 3 * 2**20
+    assert output_pool._pooled_bytes() == 0
+    small = output_pool.pooled_empty((4, 4))
+    small.resize_(100)  # an ordinary torch allocation (resizable)
+    bf16 = output_pool.pooled_empty(POOLED_SHAPE, dtype=torch.bfloat16)
+    assert bf16.dtype == torch.bfloat16 and output_pool._pooled_bytes() == 0
+
+
 def test_atomic_write_respects_the_umask(tmp_path):
     from thermo_nb.runtime.cache import atomic_write_bytes
 

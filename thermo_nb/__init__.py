@@ -107,6 +107,7 @@ _EXPORTS: dict[str, str] = {
     # dynamics: Langevin samplers, closed-form processes, Fokker-Planck, SGD
     "EnsembleTrainer": ".training.ensemble",
     "train_loop_reference": ".training.ensemble",
+    "LoopEnsemble": ".training.ensemble",
     "SphereSGD": ".training.sphere",
     "sphere_sgd_reference": ".training.sphere",
     "record_sphere_run": ".training.sphere",

@@ -21,6 +21,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..models import param_spec
+from ..runtime.output_pool import pooled_empty
 
 
 class NoiseScale(NamedTuple):
@@ -111,8 +112,11 @@ def per_sample_gradients(
         ``"auto"`` (default): ``"fused"`` where it applies.  Both equal the loop of
         ``autograd.grad`` to float rounding.
     out : contiguous tensor ``(B, P)``, optional
-        Filled in place and returned (nn.Module models): reusing one buffer across calls
-        spares the page faults of a fresh ``B x P`` allocation.
+        Filled in place and returned (nn.Module models).  Without it, a large result on the
+        CPU comes from :func:`thermo_nb.runtime.output_pool.pooled_empty`: a buffer reused
+        from an earlier call once nothing refers to that call's result any more, so a
+        plain call does not page-fault a fresh ``4 B P`` bytes every time and a result
+        still held is never overwritten.
 
     Returns
     -------
@@ -184,18 +188,20 @@ def per_sample_gradients(
             "params must be None, a mapping name -> tensor, or a 1-D tensor"
         )
     buffers = {k: v.detach() for k, v in model.named_buffers()}
-    if out is not None:
-        n_par = param_spec(pdict).n_params
-        if (
-            not isinstance(out, torch.Tensor)
-            or tuple(out.shape) != (x.shape[0], n_par)
-            or not out.is_contiguous()
-            or out.dtype != next(iter(pdict.values())).dtype
-        ):
-            raise ValueError(
-                f"out must be a contiguous tensor of shape {(x.shape[0], n_par)} "
-                "and the parameters' dtype"
-            )
+    n_par = param_spec(pdict).n_params
+    dtype = next(iter(pdict.values())).dtype
+    if out is None:
+        out = pooled_empty((x.shape[0], n_par), dtype=dtype, device=x.device)
+    elif (
+        not isinstance(out, torch.Tensor)
+        or tuple(out.shape) != (x.shape[0], n_par)
+        or not out.is_contiguous()
+        or out.dtype != dtype
+    ):
+        raise ValueError(
+            f"out must be a contiguous tensor of shape {(x.shape[0], n_par)} "
+            "and the parameters' dtype"
+        )
     if backend != "vmap":
         from ..training.ensemble_fused import (
             FUSED_REQUIREMENTS,
@@ -233,7 +239,7 @@ def per_sample_gradients(
         pdict, x, y
     )
     parts = [g[k].detach().reshape(x.shape[0], -1) for k in names]
-    return torch.cat(parts, dim=1) if out is None else torch.cat(parts, dim=1, out=out)
+    return torch.cat(parts, dim=1, out=out)
 
 
 # ----------------------------------------------------------------------------- noise scale

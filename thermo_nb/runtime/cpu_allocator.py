@@ -4,9 +4,15 @@ Vectorised ensembles and per-sample gradients allocate fresh multi-megabyte tens
 step (the gradients ``torch.func`` returns, the ``(B, P)`` per-sample matrix).  With the
 default glibc settings each such allocation is a fresh ``mmap``: the kernel zero-fills and
 maps it 4 KiB page by page, and that page-fault work, not the arithmetic, dominates a step.
-Measured on the project's 2-core AMD EPYC (``benchmarks/results_ensemble.md``): a
+Measured on the project's 2-core AMD EPYC (``benchmarks/README.md``): a
 ``(50, 200, 10) @ (50, 10, 200)`` batched matmul into a fresh output takes 2.0 ms, into a
 reused one 0.74 ms, and 0.84 ms with both switches below.
+
+``thermo_nb``'s own defaults do not need it: :func:`thermo_nb.per_sample_gradients` takes
+its ``(B, P)`` result from :mod:`thermo_nb.runtime.output_pool`, and the fused
+``EnsembleTrainer`` step allocates only small activations (its time was measured the same
+with and without these switches).  It helps scripts that allocate large fresh tensors of
+their own at every step (e.g. ``torch.func`` per-sample gradients).
 
 Two process-wide switches, both standard and both reversible only by restarting Python:
 

@@ -5,8 +5,9 @@ replica with its own initial point and its own minibatch stream.
 Thermodynamic chapters need *ensembles* of training runs (distributions of weights,
 entropy production along many trajectories); running them one model at a time in Python
 wastes most of the time in per-call overhead.  :class:`EnsembleTrainer` does one
-vectorised SGD step for all replicas; :func:`train_loop_reference` is the plain Python loop
-over the same replicas, same seeds and same batches, used to check and benchmark it.  For
+vectorised SGD step for all replicas; :func:`train_loop_reference` (:class:`LoopEnsemble`)
+is the plain Python loop over the same replicas, same seeds and same batches, used to check
+and benchmark it, with ``autograd.grad`` per replica or one ``SGD(foreach=True)``.  For
 MLPs with the cross-entropy loss the step runs by default through the fused backend of
 :mod:`thermo_nb.training.ensemble_fused` (same trajectories, about 2x less memory traffic).
 """
@@ -205,6 +206,12 @@ class ReplicaBatchSampler:
         self.pos = int(state["pos"])
 
 
+def _gather_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``t[idx]`` for an index tensor ``idx`` of any shape, as one ``index_select``
+    (3-4x faster than advanced indexing for the ``(M, B)`` minibatch indices)."""
+    return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
+
+
 # ----------------------------------------------------------------------------- trainer
 
 
@@ -271,8 +278,11 @@ class EnsembleTrainer:
     ``(M, B, ...)`` (``backend="vmap"``), or with the gradient matmul and the update fused
     (``backend="fused"``, see :func:`thermo_nb.training.ensemble_fused.fused_mlp_sgd_step`).
     One host synchronisation per step (checking for diverged replicas) is the only one.
-    Measured on 2 CPU cores, 50 MLPs 4 x 200, batch 10: vmap 3.2x, fused 6.3x faster than
-    the loop (``benchmarks/results_ensemble_2threads.md``).
+    Measured on the project's 2 CPU cores with the default allocator (fair protocol of
+    ``benchmarks/bench_ensemble.py``, ratios of minima), 50 MLPs 4 x 200, batch 10: the
+    fused step is 4.6-8.1x (2 threads, 5 runs) and 2.5-2.7x (1 thread, 4 runs) faster than
+    the best plain loop (one ``SGD(foreach=True)`` over all replicas); why 1 thread stays
+    under 5x: ``benchmarks/README.md`` and ``benchmarks/results_ensemble_profile.md``.
 
     Examples
     --------
@@ -377,22 +387,21 @@ class EnsembleTrainer:
             loss one step later.
         """
         idx = self.sampler.next()
+        xb, yb = _gather_rows(self.x, idx), _gather_rows(self.y, idx)
         if self.backend == "fused":
             losses = fused_mlp_sgd_step(
                 self.params,
                 self._fused_layers,
                 self._activation,
-                self.x[idx],
-                self.y[idx],
+                xb,
+                yb,
                 self.lr,
                 self.weight_decay if self._use_wd else None,
                 self.diverged,
             )
             self.step_count += 1
             return losses
-        grads, losses = self._grad_and_loss(
-            self.params, self.buffers, self.x[idx], self.y[idx]
-        )
+        grads, losses = self._grad_and_loss(self.params, self.buffers, xb, yb)
         self.diverged |= ~torch.isfinite(losses)
         # Fast path (one host sync, free on CPU): while every replica is healthy the update
         # is a single fused pass per tensor; once one has diverged, its update is masked.
@@ -619,6 +628,129 @@ class EnsembleTrainer:
 
 # ----------------------------------------------------------------------------- reference
 
+#: how :class:`LoopEnsemble` updates its replicas
+LOOP_UPDATES = ("autograd_grad", "foreach_sgd")
+
+
+class LoopEnsemble:
+    """The ensemble of :class:`EnsembleTrainer` as M ordinary modules in a Python loop.
+
+    Same arguments, seeds, initial points and minibatch indices as the trainer; each
+    replica is an ordinary ``nn.Module`` with its own forward and backward pass.  It is
+    what the vectorised trainer is tested against and benchmarked against
+    (``benchmarks/bench_ensemble.py``).
+
+    Parameters
+    ----------
+    model_fn, n_replicas, x, y, lr, batch_size, weight_decay, loss_fn, seed, seeds, \
+    sampling, init, device
+        As for :class:`EnsembleTrainer`.
+    update : {"autograd_grad", "foreach_sgd"}
+        ``"autograd_grad"`` (:func:`train_loop_reference`): per replica,
+        ``torch.autograd.grad`` and an in-place ``p.add_(g, alpha=-lr)`` per tensor.
+        ``"foreach_sgd"``: the fastest plain loop measured: per replica
+        ``loss.backward()``, then *one* ``torch.optim.SGD(..., foreach=True)`` step over
+        the parameters of all replicas (one parameter group per distinct
+        ``(lr, weight_decay)``, so a scalar ``lr`` is one multi-tensor update).  Its weight
+        decay is SGD's ``g + lambda w``, equal to the trainer's to float rounding.
+
+    Notes
+    -----
+    A replica whose loss is NaN/inf is frozen from then on, as in the trainer.
+    """
+
+    def __init__(
+        self,
+        model_fn: Callable[[], nn.Module],
+        n_replicas: int,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        lr,
+        batch_size: int,
+        weight_decay=0.0,
+        loss_fn: "Callable | None" = None,
+        seed: int = 0,
+        seeds: "Sequence[int] | None" = None,
+        sampling: str = "replacement",
+        init: str = "per_replica",
+        device=None,
+        update: str = "autograd_grad",
+    ):
+        if update not in LOOP_UPDATES:
+            raise ValueError(
+                f"update must be one of {list(LOOP_UPDATES)}, got {update!r}"
+            )
+        dev = x.device if device is None else resolve_device(device)
+        self.x, self.y = x.to(dev), y.to(dev)
+        self.update = update
+        seeds = _replica_seeds(n_replicas, seed, seeds)
+        self.loss_fn = torch.nn.functional.cross_entropy if loss_fn is None else loss_fn
+        self.models = _build_replicas(model_fn, seeds, init, dev)
+        self.dtype = next(self.models[0].parameters()).dtype
+        lr_t = _per_replica(lr, "lr", n_replicas, "cpu", self.dtype)
+        wd_t = _per_replica(weight_decay, "weight_decay", n_replicas, "cpu", self.dtype)
+        self.lrs, self.wds = lr_t.tolist(), wd_t.tolist()
+        self.keeps = (1.0 - lr_t * wd_t).tolist()  # same rounding as the trainer
+        self.sampler = ReplicaBatchSampler(x.shape[0], batch_size, seeds, sampling, dev)
+        self.diverged = [False] * n_replicas
+        self.optimizer = self._foreach_sgd() if update == "foreach_sgd" else None
+
+    def _foreach_sgd(self) -> torch.optim.SGD:
+        """One SGD over all replicas' parameters, one group per ``(lr, weight_decay)``."""
+        groups: dict = {}
+        for net, lr, wd in zip(self.models, self.lrs, self.wds):
+            groups.setdefault((lr, wd), []).extend(net.parameters())
+        return torch.optim.SGD(
+            [
+                {"params": ps, "lr": lr, "weight_decay": wd}
+                for (lr, wd), ps in groups.items()
+            ],
+            lr=self.lrs[0],
+            foreach=True,
+        )
+
+    def step(self) -> torch.Tensor:
+        """One SGD step of every replica; returns the minibatch losses ``(M,)`` before it."""
+        idx = self.sampler.next()
+        losses = torch.full((len(self.models),), float("nan"), dtype=self.dtype)
+        if self.update == "foreach_sgd":
+            self._step_foreach_sgd(idx, losses)
+        else:
+            self._step_autograd_grad(idx, losses)
+        return losses
+
+    def _step_autograd_grad(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        for m, net in enumerate(self.models):
+            params = list(net.parameters())
+            loss = self.loss_fn(net(self.x[idx[m]]), self.y[idx[m]])
+            grads = torch.autograd.grad(loss, params)
+            losses[m] = loss.detach()
+            if self.diverged[m]:
+                continue
+            if not torch.isfinite(loss):
+                self.diverged[m] = True
+                continue
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    if self.wds[m] > 0:
+                        p.mul_(self.keeps[m])
+                    p.add_(g, alpha=-self.lrs[m])
+
+    def _step_foreach_sgd(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        for m, net in enumerate(self.models):
+            loss = self.loss_fn(net(self.x[idx[m]]), self.y[idx[m]])
+            losses[m] = loss.detach()
+            self.diverged[m] = self.diverged[m] or not bool(torch.isfinite(loss))
+            if not self.diverged[m]:  # frozen replicas keep grad None: SGD skips them
+                loss.backward()
+        self.optimizer.step()
+
+    def flat_params(self) -> torch.Tensor:
+        """Parameters as one row per replica, ``(M, P)`` (detached)."""
+        return torch.stack([flatten_params(net).detach() for net in self.models])
+
 
 def train_loop_reference(
     model_fn: Callable[[], nn.Module],
@@ -636,12 +768,15 @@ def train_loop_reference(
     sampling: str = "replacement",
     init: str = "per_replica",
     device=None,
+    update: str = "autograd_grad",
 ) -> dict:
     """The same ensemble as :class:`EnsembleTrainer`, trained by a plain Python loop.
 
     Same arguments and the same seeds, initial points and minibatch indices; each replica
-    is an ordinary ``nn.Module`` updated with ``torch.autograd.grad`` one at a time.  Used
-    to test the vectorised trainer and to benchmark it.
+    is an ordinary ``nn.Module`` updated one at a time (:class:`LoopEnsemble`; ``update``
+    chooses ``torch.autograd.grad`` per replica, the default, or one
+    ``torch.optim.SGD(foreach=True)`` over all replicas).  Used to test the vectorised
+    trainer and to benchmark it.
 
     Returns
     -------
@@ -649,39 +784,27 @@ def train_loop_reference(
         ``flat_params`` ``(M, P)``, ``losses`` ``(n_steps, M)`` (minibatch loss before each
         update), ``diverged`` ``(M,)`` bool.
     """
-    dev = x.device if device is None else resolve_device(device)
-    x, y = x.to(dev), y.to(dev)
-    seeds = _replica_seeds(n_replicas, seed, seeds)
-    loss_fn = torch.nn.functional.cross_entropy if loss_fn is None else loss_fn
-    models = _build_replicas(model_fn, seeds, init, dev)
-    dtype = next(models[0].parameters()).dtype
-    lr_t = _per_replica(lr, "lr", n_replicas, "cpu", dtype)
-    wd_t = _per_replica(weight_decay, "weight_decay", n_replicas, "cpu", dtype)
-    lrs, wds = lr_t.tolist(), wd_t.tolist()
-    keeps = (1.0 - lr_t * wd_t).tolist()  # same rounding as the trainer
-    sampler = ReplicaBatchSampler(x.shape[0], batch_size, seeds, sampling, dev)
-    diverged = [False] * n_replicas
-    losses = torch.full((n_steps, n_replicas), float("nan"), dtype=dtype)
+    loop = LoopEnsemble(
+        model_fn,
+        n_replicas,
+        x,
+        y,
+        lr=lr,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        loss_fn=loss_fn,
+        seed=seed,
+        seeds=seeds,
+        sampling=sampling,
+        init=init,
+        device=device,
+        update=update,
+    )
+    losses = torch.full((n_steps, n_replicas), float("nan"), dtype=loop.dtype)
     for t in range(n_steps):
-        idx = sampler.next()
-        for m, net in enumerate(models):
-            params = list(net.parameters())
-            loss = loss_fn(net(x[idx[m]]), y[idx[m]])
-            grads = torch.autograd.grad(loss, params)
-            losses[t, m] = loss.detach()
-            if diverged[m]:
-                continue
-            if not torch.isfinite(loss):
-                diverged[m] = True
-                continue
-            with torch.no_grad():
-                for p, g in zip(params, grads):
-                    if wds[m] > 0:
-                        p.mul_(keeps[m])
-                    p.add_(g, alpha=-lrs[m])
-    flat = torch.stack([flatten_params(net).detach() for net in models])
+        losses[t] = loop.step()
     return {
-        "flat_params": flat,
+        "flat_params": loop.flat_params(),
         "losses": losses,
-        "diverged": torch.tensor(diverged, dtype=torch.bool),
+        "diverged": torch.tensor(loop.diverged, dtype=torch.bool),
     }

